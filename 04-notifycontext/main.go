@@ -1,0 +1,120 @@
+// Command 04-notifycontext catches SIGINT and SIGTERM with
+// signal.NotifyContext, and stops catching them once the first has arrived,
+// so that a second Ctrl+C ends a drain that takes too long.
+//
+// Usage:
+//
+//	make run-04 [ARGS="-addr localhost:8080 -shutdown-timeout 10s"]
+//
+// Then, from a second terminal, `curl localhost:8080/slow` and press Ctrl+C
+// in the first: curl gets its answer, then the server exits. Press Ctrl+C
+// twice, and it exits at once.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+)
+
+// maxDelay caps /slow?d=, so that one request cannot hold a server forever.
+const maxDelay = time.Minute
+
+func main() {
+	addr := flag.String("addr", "localhost:8080", `address to listen on; ":8080" listens on every interface`)
+	shutdownTimeout := flag.Duration("shutdown-timeout", 10*time.Second, "how long to wait for in-flight requests before cutting them")
+	flag.Parse()
+	if *shutdownTimeout <= 0 {
+		fmt.Fprintln(os.Stderr, "-shutdown-timeout must be more than 0")
+		os.Exit(2)
+	}
+
+	slog.SetDefault(slog.New(slog.NewTextHandler(os.Stderr, nil)))
+
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /{$}", home)
+	mux.HandleFunc("GET /slow", slow)
+
+	// The context is cancelled by the first SIGINT or SIGTERM. Catch them
+	// before serving, so that none arrives unhandled.
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+
+	srv := &http.Server{
+		Addr:    *addr,
+		Handler: mux,
+		// A client that connects and never finishes its request headers is
+		// dropped after ReadHeaderTimeout, so it cannot hold the drain.
+		ReadHeaderTimeout: 2 * time.Second,
+		ReadTimeout:       10 * time.Second,
+		WriteTimeout:      maxDelay + 10*time.Second, // longer than the slowest /slow
+		IdleTimeout:       60 * time.Second,
+	}
+
+	// Serve in the background; main waits for the signal. ListenAndServe
+	// returns ErrServerClosed as soon as Shutdown starts: that is no failure.
+	go func() {
+		if err := srv.ListenAndServe(); !errors.Is(err, http.ErrServerClosed) {
+			slog.Error("server failed", "addr", *addr, "err", err)
+		}
+	}()
+	slog.Info("listening", "addr", *addr, "pid", os.Getpid())
+
+	<-ctx.Done()
+	// Stop catching the signals: the next one gets Go's default action and
+	// ends the program at once, for whoever cannot wait for the drain.
+	stop()
+	start := time.Now()
+	// The cause names the signal: "interrupt signal received".
+	slog.Info("shutdown started", "cause", context.Cause(ctx))
+
+	// Shutdown does what step 02 did by hand, and more: it closes the
+	// listeners, closes idle keep-alive connections, and waits for the
+	// active ones to finish, until ctx expires.
+	ctx, cancel := context.WithTimeout(context.Background(), *shutdownTimeout)
+	err := srv.Shutdown(ctx)
+	cancel()
+	if err != nil {
+		// The deadline passed with requests still running. Shutdown left
+		// them alone; Close cuts their connections.
+		srv.Close()
+		slog.Error("shutdown forced", "took", time.Since(start).Round(time.Millisecond), "err", err)
+		os.Exit(1)
+	}
+	slog.Info("shutdown finished", "took", time.Since(start).Round(time.Millisecond))
+}
+
+// home answers at once, naming the step and the process that answered.
+func home(w http.ResponseWriter, r *http.Request) {
+	fmt.Fprintf(w, "04-notifycontext, pid %d\n", os.Getpid())
+}
+
+// slow stands for real work: it waits for ?d= (5s by default), then answers.
+func slow(w http.ResponseWriter, r *http.Request) {
+	d := 5 * time.Second
+	if v := r.URL.Query().Get("d"); v != "" {
+		parsed, err := time.ParseDuration(v)
+		if err != nil || parsed < 0 || parsed > maxDelay {
+			http.Error(w, fmt.Sprintf("bad d=%q: want a duration from 0s to %s, like 3s", v, maxDelay), http.StatusBadRequest)
+			return
+		}
+		d = parsed
+	}
+	slog.Info("slow request started", "d", d)
+	select {
+	case <-time.After(d):
+	case <-r.Context().Done():
+		// The client went away or the server cut the connection: nobody is
+		// left to read an answer.
+		slog.Info("slow request cancelled", "d", d, "cause", context.Cause(r.Context()))
+		return
+	}
+	slog.Info("slow request finished", "d", d)
+	fmt.Fprintf(w, "slow request finished after %s\n", d)
+}

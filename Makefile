@@ -1,0 +1,38 @@
+# Every target a reader needs; `make` alone lists them.
+# Steps are the folders named NN-something; NN below is their number.
+
+STEPS := $(sort $(patsubst %/,%,$(wildcard [0-9][0-9]-*/)))
+# step_dir NN -> the folder of step NN, e.g. 04 -> 04-notifycontext
+step_dir = $(filter $(1)-%,$(STEPS))
+
+.DEFAULT_GOAL := help
+.PHONY: help test fmt-check vet
+
+help: ## list the targets
+	@echo "Targets (NN is a step number: $(foreach s,$(STEPS),$(firstword $(subst -, ,$(s)))))"
+	@grep -hE '^[a-zA-Z%_-]+:.*## ' $(MAKEFILE_LIST) | sed 's/%/NN/' | \
+		awk 'BEGIN {FS = ":.*## "} {printf "  make %-12s %s\n", $$1, $$2}'
+
+test: fmt-check vet ## the one gate, as CI runs it: gofmt, go vet, every test with -race
+	go test -race ./...
+
+fmt-check:
+	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+
+vet:
+	go vet ./...
+
+run-%: ## build step NN into bin/ and run it in the foreground; flags go in ARGS="..."
+	@test -n "$(call step_dir,$*)" || { echo "no step $* (steps: $(STEPS))"; exit 2; }
+	go build -o bin/$(call step_dir,$*) ./$(call step_dir,$*)
+	./bin/$(call step_dir,$*) $(ARGS)
+
+test-%: ## run step NN's tests with -race
+	@test -n "$(call step_dir,$*)" || { echo "no step $* (steps: $(STEPS))"; exit 2; }
+	go test -race ./$(call step_dir,$*)/...
+
+diff-%: ## show what changed in main.go since the step before NN
+	@test -n "$(call step_dir,$*)" || { echo "no step $* (steps: $(STEPS))"; exit 2; }
+	@prev=$$(printf '%s\n' $(STEPS) | grep -B1 -x '$(call step_dir,$*)' | head -n 1); \
+	if [ "$$prev" = "$(call step_dir,$*)" ]; then echo "$(call step_dir,$*) is the first step"; exit 0; fi; \
+	git diff --no-index -- $$prev/main.go $(call step_dir,$*)/main.go || [ $$? -eq 1 ]

@@ -1,0 +1,3 @@
+module github.com/gracefulgo/walkthrough
+
+go 1.26
