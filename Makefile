@@ -16,10 +16,10 @@ help: ## list the targets
 test: fmt-check vet ## the one gate, as CI runs it: gofmt, go vet, every test with -race
 	go test -race ./...
 
-fmt-check:
+fmt-check: ## fail if gofmt would change a file
 	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 
-vet:
+vet: ## go vet every package
 	go vet ./...
 
 run-%: ## build step NN into bin/ and run it in the foreground; flags go in ARGS="..."
