@@ -1,0 +1,78 @@
+package main
+
+import (
+	"fmt"
+	"regexp"
+	"strings"
+	"testing"
+)
+
+// The gate: `make test` runs these, so a stale generated part or a broken
+// link fails the build. Each failure names the Markdown file and line.
+
+var goTagRE = regexp.MustCompile(`github\.com/golang/go/blob/(go[0-9.]+)/`)
+
+func TestGeneratedPartsAreFresh(t *testing.T) {
+	root, err := FindRoot(".")
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := &Generator{Root: root}
+	_, parts, err := g.ExpandAll()
+	if err != nil {
+		t.Fatalf("make docs would fail:\n%v", err)
+	}
+	_, version, _ := g.goEnv()
+	for name, ps := range parts {
+		for _, p := range ps {
+			if p.Old == p.New {
+				continue
+			}
+			// Docs generated with another release of Go link to that
+			// release's source: they are not stale for this repository,
+			// only for this machine. Say so and move on.
+			if m := goTagRE.FindStringSubmatch(p.Old); p.Kind == "gosrc" && m != nil && m[1] != version {
+				t.Logf("%s:%d: gen:gosrc was generated with %s; this is %s: not checked", name, p.Line, m[1], version)
+				continue
+			}
+			t.Errorf("%s:%d: gen:%s %s is stale; run `make docs`\n%s", name, p.Line, p.Kind, p.Arg, firstDifference(p.Old, p.New))
+		}
+	}
+}
+
+func TestLinksAndAnchors(t *testing.T) {
+	root, err := FindRoot(".")
+	if err != nil {
+		t.Fatal(err)
+	}
+	files, err := MarkdownFiles(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	broken, err := CheckLinks(root, files)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, b := range broken {
+		t.Error(b)
+	}
+}
+
+// firstDifference shows the first line where the committed part and the
+// generated one differ.
+func firstDifference(old, new string) string {
+	a, b := strings.Split(old, "\n"), strings.Split(new, "\n")
+	for i := 0; i < max(len(a), len(b)); i++ {
+		var x, y string
+		if i < len(a) {
+			x = a[i]
+		}
+		if i < len(b) {
+			y = b[i]
+		}
+		if x != y {
+			return fmt.Sprintf("\tline %d of the part is   %q\n\tmake docs would write %q", i+1, x, y)
+		}
+	}
+	return ""
+}
