@@ -36,3 +36,15 @@ diff-%: ## show what changed in main.go since the step before NN
 	@prev=$$(printf '%s\n' $(STEPS) | grep -B1 -x '$(call step_dir,$*)' | head -n 1); \
 	if [ "$$prev" = "$(call step_dir,$*)" ]; then echo "$(call step_dir,$*) is the first step"; exit 0; fi; \
 	git diff --no-index -- $$prev/main.go $(call step_dir,$*)/main.go || [ $$? -eq 1 ]
+
+.PHONY: docs transcripts
+docs: ## regenerate the code, diffs and transcripts shown in every *.md (make test fails if they are stale)
+	go run ./internal/docgen
+
+transcripts: ## rerun the steps' README sessions and rewrite their testdata/*.transcript; then make docs
+	DEMOTEST_UPDATE=1 go test -count=1 -run '^TestTranscripts$$' $(addprefix ./,$(STEPS))
+
+demo-%: ## one terminal: start step NN, send a slow request, then SIGTERM, and narrate what each side saw
+	@test -n "$(call step_dir,$*)" || { echo "no step $* (steps: $(STEPS))"; exit 2; }
+	@go test -c -o bin/$(call step_dir,$*).test ./$(call step_dir,$*)
+	@cd $(call step_dir,$*) && DEMOTEST_LIVE=1 ../bin/$(call step_dir,$*).test -test.run '^TestTranscripts$$'
