@@ -1,0 +1,278 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/gracefulgo/walkthrough/internal/demotest"
+)
+
+func TestMain(m *testing.M) { demotest.Main(m, main) }
+
+// The step keeps every lesson of step 05: chi and the workers change
+// nothing about how HTTP drains. Each run gets its own outbox and spool.
+func TestScenarios(t *testing.T) {
+	demotest.Suite{Args: func(t *testing.T) []string { return files(t.TempDir()) }}.Run(t)
+}
+
+// TestDrainSendsEveryAcceptedJob: at SIGTERM the workers still have jobs
+// queued; the program sends every one of them before it exits 0.
+func TestDrainSendsEveryAcceptedJob(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	// 8 jobs, 2 at a time, 250ms each: a second of work after the 202.
+	p := demotest.Start(t, append(files(dir), "-workers", "2", "-send-time", "250ms")...)
+	ids := accept(t, p, recipients("drain", 8)...)
+	p.Signal(syscall.SIGTERM)
+	if exit := p.WaitExit(); exit.Code != 0 {
+		t.Fatalf("%s after SIGTERM, want exit status 0", exit)
+	}
+	checkOnce(t, ids, readJobs(t, filepath.Join(dir, "outbox.jsonl")))
+	if _, err := os.Stat(filepath.Join(dir, "spool.jsonl")); !os.IsNotExist(err) {
+		t.Errorf("a spool was written after a complete drain (%v)", err)
+	}
+	// The drain is the point: some of the emails went out after the signal,
+	// while HTTP had already stopped.
+	if after := sentAfter(p, "http stopped"); after == 0 {
+		t.Errorf("no email was sent after HTTP stopped: the test did not exercise the drain")
+	}
+}
+
+// TestBudgetExpirySpoolsAndRestartSendsTheRest: when -shutdown-timeout runs
+// out mid-send, the program cancels the sends, spools every unsent job and
+// exits 1; a restart sends exactly those, so each recipient gets one email.
+func TestBudgetExpirySpoolsAndRestartSendsTheRest(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	outbox, spool := filepath.Join(dir, "outbox.jsonl"), filepath.Join(dir, "spool.jsonl")
+	// 10 jobs, 2 at a time, 400ms each: two seconds of work, half a second of budget.
+	p := demotest.Start(t, append(files(dir), "-workers", "2", "-send-time", "400ms", "-shutdown-timeout", "500ms")...)
+	ids := accept(t, p, recipients("budget", 10)...)
+	p.WaitLog("email sent")
+	p.Signal(syscall.SIGTERM)
+	if exit := p.WaitExit(); exit.Code != 1 {
+		t.Errorf("%s when the budget ran out, want exit status 1", exit)
+	}
+	for _, msg := range []string{"email cancelled", "jobs spooled", "shutdown forced"} {
+		if _, ok := p.Logged(msg); !ok {
+			t.Errorf("msg=%q was not logged", msg)
+		}
+	}
+	sent, spooled := readJobs(t, outbox), readJobs(t, spool)
+	if len(spooled) == 0 {
+		t.Fatal("the spool is empty")
+	}
+	// Each job is in the outbox or in the spool: never both, never neither.
+	checkOnce(t, ids, append(slices.Clone(sent), spooled...))
+
+	// A queue smaller than the spool still takes it whole.
+	p = demotest.Start(t, append(files(dir), "-send-time", "10ms", "-queue-size", "1")...)
+	if got, want := p.WaitLog("jobs restored").Attr("count"), fmt.Sprint(len(spooled)); got != want {
+		t.Errorf("jobs restored count=%s, want %s", got, want)
+	}
+	if _, err := os.Stat(spool); !os.IsNotExist(err) {
+		t.Errorf("the spool is still there once the program listens (%v)", err)
+	}
+	p.Signal(syscall.SIGTERM)
+	if exit := p.WaitExit(); exit.Code != 0 {
+		t.Errorf("%s after the restart's drain, want exit status 0", exit)
+	}
+	checkOnce(t, ids, readJobs(t, outbox))
+}
+
+// TestSecondSignalSpoolsAtOnce: a second signal does not wait out the
+// budget (10s by default): it cancels the send in progress, spools every
+// job and exits 1 within moments.
+func TestSecondSignalSpoolsAtOnce(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	p := demotest.Start(t, append(files(dir), "-workers", "1", "-send-time", "1m")...)
+	ids := accept(t, p, recipients("second", 3)...)
+	p.WaitLog("email sending")
+	p.Signal(syscall.SIGTERM)
+	p.WaitLog("shutdown started")
+	p.Signal(syscall.SIGTERM)
+	exit, ok := p.AwaitExit(2 * time.Second)
+	if !ok {
+		t.Fatal("still running 2s after the second signal")
+	}
+	if exit.Code != 1 {
+		t.Errorf("%s after a second signal, want exit status 1", exit)
+	}
+	if _, ok := p.Logged("email cancelled"); !ok {
+		t.Error("the send in progress was not cancelled")
+	}
+	checkOnce(t, ids, readJobs(t, filepath.Join(dir, "spool.jsonl")))
+	if sent := readJobs(t, filepath.Join(dir, "outbox.jsonl")); len(sent) != 0 {
+		t.Errorf("the outbox holds %d emails, want none", len(sent))
+	}
+}
+
+// TestEmailsStatuses: bad input gets a 4xx with a one-line reason and
+// queues nothing; a full queue gets 503 with Retry-After and takes a
+// request whole or not at all.
+func TestEmailsStatuses(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	// One worker busy for a minute and room for 3 queued jobs: the queue
+	// fills up and stays full.
+	p := demotest.Start(t, append(files(dir), "-workers", "1", "-queue-size", "3", "-send-time", "1m", "-shutdown-timeout", "300ms")...)
+	for _, c := range []struct {
+		name, body string
+		status     int
+	}{
+		{"malformed JSON", `{"to": ["ann@example.com"`, http.StatusBadRequest},
+		{"not an object", `["ann@example.com"]`, http.StatusBadRequest},
+		{"two values", `{"to": ["ann@example.com"]} {}`, http.StatusBadRequest},
+		{"no recipients", `{"subject": "hi"}`, http.StatusBadRequest},
+		{"empty list", `{"to": []}`, http.StatusBadRequest},
+		{"bad address", `{"to": ["ann@example.com", "bob at example.com"]}`, http.StatusBadRequest},
+		{"body over 1 MiB", `{"to": ["ann@example.com"], "body": "` + strings.Repeat("x", 1<<20) + `"}`, http.StatusRequestEntityTooLarge},
+		{"more than the queue holds", emailBody(recipients("many", 4)...), http.StatusRequestEntityTooLarge},
+	} {
+		r, _ := p.PostJSON("/emails", c.body)
+		if r.Err != nil || r.Status != c.status || !oneLine(r.Body) {
+			t.Errorf("%s: %v, want %d with a one-line reason", c.name, r, c.status)
+		}
+	}
+	if r := p.Get("/emails"); r.Status != http.StatusMethodNotAllowed {
+		t.Errorf("GET /emails = %v, want 405", r)
+	}
+	if _, ok := p.Logged("emails accepted"); ok {
+		t.Fatal("a refused request queued jobs")
+	}
+
+	// The worker takes a@ and the queue is empty again; b@ and c@ fill two
+	// of its three places.
+	accept(t, p, "a@example.com")
+	p.WaitLog("email sending")
+	accept(t, p, "b@example.com", "c@example.com")
+	// Two more do not fit: the request is refused whole...
+	r, header := p.PostJSON("/emails", emailBody("d@example.com", "e@example.com"))
+	if r.Status != http.StatusServiceUnavailable || !oneLine(r.Body) {
+		t.Errorf("2 jobs for 1 place: %v, want 503 with a one-line reason", r)
+	}
+	if got := header.Get("Retry-After"); got != "60" {
+		t.Errorf("Retry-After: %q, want 60, the time a worker takes to free a place", got)
+	}
+	// ...so d@ alone still finds its place, and then the queue is full.
+	accept(t, p, "d@example.com")
+	if r, _ := p.PostJSON("/emails", emailBody("e@example.com")); r.Status != http.StatusServiceUnavailable {
+		t.Errorf("a full queue answered %v, want 503", r)
+	}
+
+	// The budget runs out: everything accepted is spooled, and e@ never was.
+	p.Signal(syscall.SIGTERM)
+	if exit := p.WaitExit(); exit.Code != 1 {
+		t.Errorf("%s, want exit status 1", exit)
+	}
+	var spooled []string
+	for _, job := range readJobs(t, filepath.Join(dir, "spool.jsonl")) {
+		spooled = append(spooled, job.To)
+	}
+	slices.Sort(spooled)
+	if want := []string{"a@example.com", "b@example.com", "c@example.com", "d@example.com"}; !slices.Equal(spooled, want) {
+		t.Errorf("spooled %v, want %v", spooled, want)
+	}
+}
+
+// TestBadFlags: a value the program cannot work with stops it before it
+// starts, with exit status 2 and one line naming the flag.
+func TestBadFlags(t *testing.T) {
+	for _, args := range [][]string{
+		{"-workers", "0"},
+		{"-queue-size", "-1"},
+		{"-send-time", "-1s"},
+		{"-shutdown-timeout", "0s"},
+	} {
+		t.Run(strings.Join(args, "="), func(t *testing.T) {
+			t.Parallel()
+			p := demotest.StartAt(t, demotest.FreeAddr(t), append(files(t.TempDir()), args...)...)
+			exit := p.WaitExit()
+			out := strings.TrimSpace(p.Output())
+			if exit.Code != 2 || !oneLine(out) || !strings.Contains(out, args[0]) {
+				t.Errorf("%s, output %q; want exit status 2 and one line naming %s", exit, out, args[0])
+			}
+		})
+	}
+}
+
+// files returns the flags that put the outbox and the spool in dir.
+func files(dir string) []string {
+	return []string{"-outbox", filepath.Join(dir, "outbox.jsonl"), "-spool", filepath.Join(dir, "spool.jsonl")}
+}
+
+// recipients returns n addresses, unique to the test that names them.
+func recipients(test string, n int) []string {
+	to := make([]string, n)
+	for i := range to {
+		to[i] = fmt.Sprintf("%s-%d@example.com", test, i)
+	}
+	return to
+}
+
+func emailBody(to ...string) string {
+	body, _ := json.Marshal(emailRequest{To: to, Subject: "Hello", Body: "Hi there."})
+	return string(body)
+}
+
+// accept posts an email to the recipients, expects a 202, and returns the
+// job ids it got.
+func accept(t *testing.T, p *demotest.Process, to ...string) []string {
+	t.Helper()
+	r, _ := p.PostJSON("/emails", emailBody(to...))
+	var answer struct{ IDs []string }
+	if r.Err != nil || r.Status != http.StatusAccepted || json.Unmarshal([]byte(r.Body), &answer) != nil || len(answer.IDs) != len(to) {
+		t.Fatalf("POST /emails to %d recipients: %v, want 202 with %d ids", len(to), r, len(to))
+	}
+	return answer.IDs
+}
+
+// readJobs reads an outbox or a spool; a missing file holds no job.
+func readJobs(t *testing.T, path string) []Job {
+	t.Helper()
+	jobs, err := ReadSpool(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return jobs
+}
+
+// checkOnce fails unless jobs holds each id exactly once, and nothing else.
+func checkOnce(t *testing.T, ids []string, jobs []Job) {
+	t.Helper()
+	var got []string
+	for _, job := range jobs {
+		got = append(got, job.ID)
+	}
+	slices.Sort(got)
+	want := slices.Sorted(slices.Values(ids))
+	if !slices.Equal(got, want) {
+		t.Errorf("got jobs\n%v\nwant each of\n%v\nexactly once", got, want)
+	}
+}
+
+// sentAfter counts the "email sent" lines logged after the first line with msg.
+func sentAfter(p *demotest.Process, msg string) int {
+	count, seen := 0, false
+	for _, l := range p.Lines() {
+		seen = seen || l.Msg() == msg
+		if seen && l.Msg() == "email sent" {
+			count++
+		}
+	}
+	return count
+}
+
+func oneLine(s string) bool {
+	s = strings.TrimSpace(s)
+	return s != "" && !strings.Contains(s, "\n")
+}
