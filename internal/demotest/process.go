@@ -14,10 +14,12 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -59,15 +61,41 @@ func Step(t testing.TB) string {
 }
 
 // FreeAddr returns a loopback address whose port was free a moment ago.
+//
+// The port comes from below the kernel's ephemeral range (32768-60999 on
+// Linux, 49152-65535 on macOS), where client connections and ":0"
+// listeners get theirs, so that no parallel test's dial or port-in-use
+// listener can take it between now and the program's bind. A test binary
+// starts at a random port and never hands out the same one twice.
 func FreeAddr(t testing.TB) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	const low, high = 20000, 32768
+	freePorts.Lock()
+	defer freePorts.Unlock()
+	if freePorts.next == 0 {
+		freePorts.next = low + rand.IntN(high-low)
 	}
-	addr := ln.Addr().String()
-	ln.Close()
-	return addr
+	for range high - low {
+		port := freePorts.next
+		if freePorts.next++; freePorts.next == high {
+			freePorts.next = low
+		}
+		ln, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
+		if err != nil {
+			continue // taken: try the next one
+		}
+		addr := ln.Addr().String()
+		ln.Close()
+		return addr
+	}
+	t.Fatalf("no free loopback port from %d to %d", low, high-1)
+	return ""
+}
+
+// freePorts is the next port FreeAddr tries.
+var freePorts struct {
+	sync.Mutex
+	next int
 }
 
 // Process is a running step program.
