@@ -28,10 +28,18 @@ func (r Response) String() string {
 func (r Response) OK() bool { return r.Err == nil && r.Status == http.StatusOK }
 
 // Get sends GET path on a connection of its own, as curl would.
-func (p *Process) Get(path string) Response {
+func (p *Process) Get(path string) Response { return p.Request(http.MethodGet, path) }
+
+// Request sends a request with the given method for path on a connection of
+// its own, as `curl -X method` would.
+func (p *Process) Request(method, path string) Response {
+	req, err := http.NewRequest(method, "http://"+p.Addr+path, nil)
+	if err != nil {
+		return Response{Err: err, At: time.Now()}
+	}
 	transport := &http.Transport{}
 	defer transport.CloseIdleConnections()
-	resp, err := (&http.Client{Transport: transport}).Get("http://" + p.Addr + path)
+	resp, err := (&http.Client{Transport: transport}).Do(req)
 	if err != nil {
 		return Response{Err: err, At: time.Now()}
 	}
