@@ -1,0 +1,163 @@
+// Command 07-gin is step 05 with a gin router. gin answers the requests;
+// net/http still does the shutdown. gin has no Shutdown of its own, and
+// r.Run() serves from an http.Server it keeps to itself, so a server
+// started that way can only stop when the process dies. Here the gin engine
+// is just the Handler of our own http.Server, and the shutdown is step 05's.
+//
+// Usage:
+//
+//	make run-07 [ARGS="-addr localhost:8080 -shutdown-timeout 10s"]
+//
+// Then, from a second terminal, `curl localhost:8080/slow` and press Ctrl+C
+// in the first: curl gets its answer, then the server exits. gin runs in
+// release mode unless GIN_MODE says otherwise: `GIN_MODE=debug make run-07`
+// shows gin's route table and warnings as well.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/gin-gonic/gin"
+)
+
+// maxDelay caps /slow?d=, so that one request cannot hold a server forever.
+const maxDelay = time.Minute
+
+func main() {
+	addr := flag.String("addr", "localhost:8080", `address to listen on; ":8080" listens on every interface`)
+	shutdownTimeout := flag.Duration("shutdown-timeout", 10*time.Second, "how long to wait for in-flight requests before cutting them")
+	flag.Parse()
+	if *shutdownTimeout <= 0 {
+		fmt.Fprintln(os.Stderr, "-shutdown-timeout must be more than 0")
+		os.Exit(2)
+	}
+
+	slog.SetDefault(slog.New(slog.NewTextHandler(os.Stderr, nil)))
+
+	// gin starts in debug mode, which prints its route table and warnings
+	// on stdout. Release mode leaves the terminal to our log lines, unless
+	// GIN_MODE asks for another mode.
+	if os.Getenv(gin.EnvGinMode) == "" {
+		gin.SetMode(gin.ReleaseMode)
+	}
+	// gin.New has no middleware. Recovery answers a panicking handler with a
+	// 500 instead of a dropped connection; logRequests logs every request,
+	// 404s included, as a slog line (gin.Default would add gin's own logger).
+	router := gin.New()
+	router.Use(logRequests, gin.Recovery())
+	// As ServeMux did in step 05: a GET route answers HEAD too, another
+	// method on a known path gets 405 (gin's default is 404), and /slow/ is
+	// a 404 (gin's default is a redirect to /slow, which skips middleware).
+	router.HandleMethodNotAllowed = true
+	router.RedirectTrailingSlash = false
+	router.Match([]string{http.MethodGet, http.MethodHead}, "/", home)
+	router.Match([]string{http.MethodGet, http.MethodHead}, "/slow", slow)
+
+	// The context is cancelled by the first SIGINT or SIGTERM. Catch them
+	// before serving, so that none arrives unhandled.
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+
+	// Our own server, not r.Run(): it is the one thing that can Shutdown.
+	srv := &http.Server{
+		Addr:    *addr,
+		Handler: router,
+		// A client that connects and never finishes its request headers is
+		// dropped after ReadHeaderTimeout, so it cannot hold the drain.
+		ReadHeaderTimeout: 2 * time.Second,
+		ReadTimeout:       10 * time.Second,
+		WriteTimeout:      maxDelay + 10*time.Second, // longer than the slowest /slow
+		IdleTimeout:       60 * time.Second,
+	}
+
+	// Serve in the background and hand its result to main: buffered, so the
+	// goroutine can always deliver it and end.
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.ListenAndServe() }()
+	slog.Info("listening", "addr", *addr, "pid", os.Getpid())
+
+	// Wait for whichever comes first. ListenAndServe only returns early if
+	// it failed, for instance because the port is taken.
+	select {
+	case err := <-serveErr:
+		slog.Error("server failed", "addr", *addr, "err", err)
+		os.Exit(1)
+	case <-ctx.Done():
+	}
+	// Stop catching the signals: the next one gets Go's default action and
+	// ends the program at once, for whoever cannot wait for the drain.
+	stop()
+	start := time.Now()
+	// The cause names the signal: "interrupt signal received".
+	slog.Info("shutdown started", "cause", context.Cause(ctx))
+
+	// Shutdown closes the listener, closes idle keep-alive connections, and
+	// waits for the requests gin is still handling, until ctx expires.
+	ctx, cancel := context.WithTimeout(context.Background(), *shutdownTimeout)
+	err := srv.Shutdown(ctx)
+	cancel()
+	if err != nil {
+		// The deadline passed with requests still running. Shutdown left
+		// them alone; Close cuts their connections.
+		srv.Close()
+		slog.Error("shutdown forced", "took", time.Since(start).Round(time.Millisecond), "err", err)
+		os.Exit(1)
+	}
+
+	// ListenAndServe returned ErrServerClosed the moment Shutdown began;
+	// anything else is a failure that the drain must not hide.
+	if err := <-serveErr; !errors.Is(err, http.ErrServerClosed) {
+		slog.Error("server failed", "addr", *addr, "err", err)
+		os.Exit(1)
+	}
+	slog.Info("shutdown finished", "took", time.Since(start).Round(time.Millisecond))
+}
+
+// logRequests is gin middleware: c.Next runs the rest of the chain (the
+// handler, or gin's own 404 and 405 answers), then the status is known.
+func logRequests(c *gin.Context) {
+	start := time.Now()
+	c.Next()
+	slog.Info("request", "method", c.Request.Method, "path", c.Request.URL.Path,
+		"status", c.Writer.Status(), "took", time.Since(start).Round(time.Millisecond))
+}
+
+// home answers at once, naming the step and the process that answered.
+func home(c *gin.Context) {
+	c.String(http.StatusOK, "07-gin, pid %d\n", os.Getpid())
+}
+
+// slow stands for real work: it waits for ?d= (5s by default), then answers.
+func slow(c *gin.Context) {
+	d := 5 * time.Second
+	if v := c.Query("d"); v != "" {
+		parsed, err := time.ParseDuration(v)
+		if err != nil || parsed < 0 || parsed > maxDelay {
+			c.String(http.StatusBadRequest, "bad d=%q: want a duration from 0s to %s, like 3s\n", v, maxDelay)
+			return
+		}
+		d = parsed
+	}
+	slog.Info("slow request started", "d", d)
+	// Wait on the request's context, not on c: a *gin.Context is a
+	// context.Context whose Done is nil unless the engine sets
+	// ContextWithFallback, so `<-c.Done()` would never fire.
+	select {
+	case <-time.After(d):
+	case <-c.Request.Context().Done():
+		// The client went away or the server cut the connection: nobody is
+		// left to read an answer.
+		slog.Info("slow request cancelled", "d", d, "cause", context.Cause(c.Request.Context()))
+		return
+	}
+	slog.Info("slow request finished", "d", d)
+	c.String(http.StatusOK, "slow request finished after %s\n", d)
+}
