@@ -312,8 +312,10 @@ func secondSignal(s *Session) {
 	s.Note("The drain has begun. Impatient, you send a second signal.")
 	s.Signal(syscall.SIGTERM)
 	s.Answer(resp)
-	if e := s.WaitExit(); e.Code != 0 {
+	if e := s.WaitExit(); e.Signal != 0 {
 		s.Note("The second signal ended the program at once; the request was cut.")
+	} else {
+		s.Note("The second signal did not end the program.")
 	}
 }
 

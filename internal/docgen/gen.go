@@ -195,8 +195,12 @@ func (g *Generator) generate(kind, arg string) (string, error) {
 		if err != nil {
 			return "", err
 		}
-		fmt.Fprintf(&b, "[%s, lines %d–%d, Go %s](https://github.com/golang/go/blob/%s/%s#L%d-L%d)\n",
-			file, start, end, strings.TrimPrefix(version, "go"), version, file, start, end)
+		lines := fmt.Sprintf("lines %d–%d", start, end)
+		if start == end {
+			lines = fmt.Sprintf("line %d", start)
+		}
+		fmt.Fprintf(&b, "[%s, %s, Go %s](https://github.com/golang/go/blob/%s/%s#L%d-L%d)\n",
+			file, lines, strings.TrimPrefix(version, "go"), version, file, start, end)
 		b.WriteString(fenced("go", text))
 	default:
 		return "", fmt.Errorf("unknown directive gen:%s (want code, file, diff or gosrc)", kind)
