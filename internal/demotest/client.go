@@ -39,7 +39,11 @@ func (p *Process) Request(method, path string) Response {
 	}
 	transport := &http.Transport{}
 	defer transport.CloseIdleConnections()
-	resp, err := (&http.Client{Transport: transport}).Do(req)
+	// Like curl, do not follow redirects: a 301 is an answer to report.
+	client := &http.Client{Transport: transport, CheckRedirect: func(*http.Request, []*http.Request) error {
+		return http.ErrUseLastResponse
+	}}
+	resp, err := client.Do(req)
 	if err != nil {
 		return Response{Err: err, At: time.Now()}
 	}
