@@ -112,14 +112,6 @@ func main() {
 		slog.Info("jobs restored", "count", len(restored), "spool", *spoolPath)
 	}
 
-	// The workers run in a GracefulWorker, never on a bare go statement, so
-	// that the shutdown can wait for them, or cancel them.
-	pool := &Pool{Queue: queue, Outbox: outbox, SendTime: *sendTime}
-	workers := NewGracefulWorker()
-	for range *workerCount {
-		workers.Go(pool.Work)
-	}
-
 	router := chi.NewRouter()
 	// RequestID names each request in the logs; Recoverer turns a panicking
 	// handler into a 500 instead of a dead connection; GetHead answers HEAD
@@ -144,6 +136,14 @@ func main() {
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(listener) }()
 	slog.Info("listening", "addr", *addr, "pid", os.Getpid())
+
+	// The workers run in a GracefulWorker, never on a bare go statement, so
+	// that the shutdown can wait for them, or cancel them.
+	pool := &Pool{Queue: queue, Outbox: outbox, SendTime: *sendTime}
+	workers := NewGracefulWorker()
+	for range *workerCount {
+		workers.Go(pool.Work)
+	}
 
 	// Wait for a signal, or for Serve to fail. Even then, no early exit:
 	// the queued jobs are drained or saved below.
@@ -282,7 +282,7 @@ func postEmails(queue *Queue, sendTime time.Duration) http.HandlerFunc {
 				http.Error(w, fmt.Sprintf("bad address %q: %v", to, err), http.StatusBadRequest)
 				return
 			}
-			jobs[i] = Job{ID: rand.Text(), To: to, Subject: req.Subject, Body: req.Body}
+			jobs[i] = Job{ID: rand.Text(), RequestID: middleware.GetReqID(r.Context()), To: to, Subject: req.Subject, Body: req.Body}
 		}
 
 		switch err := queue.Add(jobs); {
@@ -300,7 +300,6 @@ func postEmails(queue *Queue, sendTime time.Duration) http.HandlerFunc {
 		for i, job := range jobs {
 			ids[i] = job.ID
 		}
-		slog.Info("emails accepted", "request_id", middleware.GetReqID(r.Context()), "count", len(jobs))
 		w.Header().Set("Content-Type", "application/json")
 		w.WriteHeader(http.StatusAccepted)
 		json.NewEncoder(w).Encode(map[string][]string{"ids": ids})

@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -146,7 +147,7 @@ func TestEmailsStatuses(t *testing.T) {
 	if r := p.Get("/emails"); r.Status != http.StatusMethodNotAllowed {
 		t.Errorf("GET /emails = %v, want 405", r)
 	}
-	if _, ok := p.Logged("emails accepted"); ok {
+	if _, ok := p.Logged("email sending"); ok {
 		t.Fatal("a refused request queued jobs")
 	}
 
@@ -181,6 +182,31 @@ func TestEmailsStatuses(t *testing.T) {
 	slices.Sort(spooled)
 	if want := []string{"a@example.com", "b@example.com", "c@example.com", "d@example.com"}; !slices.Equal(spooled, want) {
 		t.Errorf("spooled %v, want %v", spooled, want)
+	}
+}
+
+// TestTakenPortKeepsTheSpool: the program binds its port before it reads
+// the spool, so a start that cannot listen (exit 1) leaves the spool as it
+// found it, for the next start to send.
+func TestTakenPortKeepsTheSpool(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	spool := filepath.Join(dir, "spool.jsonl")
+	jobs := []Job{{ID: "job-1", To: "ann@example.com", Subject: "Hello"}}
+	if err := WriteSpool(spool, jobs); err != nil {
+		t.Fatal(err)
+	}
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	p := demotest.StartAt(t, taken.Addr().String(), files(dir)...)
+	if exit := p.WaitExit(); exit.Code != 1 {
+		t.Errorf("%s on a taken port, want exit status 1", exit)
+	}
+	if got := readJobs(t, spool); !slices.Equal(got, jobs) {
+		t.Errorf("the spool holds %v after a failed start, want %v", got, jobs)
 	}
 }
 

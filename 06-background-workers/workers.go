@@ -20,10 +20,11 @@ import (
 
 // Job is one email to one recipient.
 type Job struct {
-	ID      string `json:"id"`
-	To      string `json:"to"`
-	Subject string `json:"subject"`
-	Body    string `json:"body"`
+	ID        string `json:"id"`
+	RequestID string `json:"request_id,omitempty"` // the POST that queued it, for the logs
+	To        string `json:"to"`
+	Subject   string `json:"subject"`
+	Body      string `json:"body"`
 }
 
 // GracefulWorker runs background tasks and shuts them down: the talk's name
@@ -139,6 +140,11 @@ type Pool struct {
 // or ctx is cancelled.
 func (p *Pool) Work(ctx context.Context) {
 	for {
+		// Once cancelled, take no more jobs: select alone would pick at
+		// random between ctx.Done and a queued job.
+		if ctx.Err() != nil {
+			return
+		}
 		select {
 		case <-ctx.Done():
 			return
@@ -159,7 +165,7 @@ func (p *Pool) Work(ctx context.Context) {
 // line is the email going out: before it is written the send may be
 // cancelled, after it the job is done, whatever happens to ctx.
 func (p *Pool) send(ctx context.Context, job Job) bool {
-	slog.Info("email sending", "id", job.ID, "to", job.To)
+	slog.Info("email sending", "id", job.ID, "to", job.To, "request_id", job.RequestID)
 	wait := time.NewTimer(p.SendTime)
 	defer wait.Stop()
 	select {
