@@ -1,0 +1,171 @@
+// Command lab puts every step under the same load and signals, side by
+// side: for each step and scenario it counts the requests that completed,
+// were dropped or were turned away, times the listener's closing and the
+// exit, and draws one SVG timeline per step.
+//
+// Usage, from the repository root:
+//
+//	make lab           # every step: rewrites docs/lab.md and docs/lab/*.svg
+//	make lab STEP=04   # one step: prints its tables, draws bin/lab/svg/04-*.svg
+//
+// Steps are the folders named NN-something. Each is built into bin/lab/; a
+// step that does not build, or does not start, is reported and skipped.
+// Steps and scenarios run one at a time, so that no run competes with
+// another for the CPU while it is being timed.
+package main
+
+import (
+	"bytes"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"time"
+)
+
+// step is one step folder and what the lab learnt about it.
+type step struct {
+	Name               string // the folder, such as "04-notifycontext"
+	Bin                string // the built program
+	BuildErr           string // why it did not build, or ""
+	HasShutdownTimeout bool   // its -h lists -shutdown-timeout
+	UsesShutdown       bool   // its code calls a Shutdown method
+	Runs               []Run  // one per scenario, in order
+}
+
+func main() {
+	only := flag.String("step", "", "run only the step with this number, such as 04, and leave docs/ alone")
+	verbose := flag.Bool("v", false, "print every request that did not complete, and when the listener closed")
+	flag.Parse()
+	if _, err := os.Stat("go.mod"); err != nil {
+		fail("run the lab from the repository root (make lab): %v", err)
+	}
+	began := time.Now()
+
+	steps, err := findSteps(*only)
+	if err != nil {
+		fail("%v", err)
+	}
+	if len(steps) == 0 {
+		fail("no step folder matches %q", *only)
+	}
+	for _, s := range steps {
+		build(s)
+		if s.BuildErr != "" {
+			fmt.Fprintf(os.Stderr, "%s: did not build, skipped\n", s.Name)
+			continue
+		}
+		for _, sc := range scenarios {
+			run := runScenario(s, sc)
+			fmt.Fprintf(os.Stderr, "%s / %s: %s\n", s.Name, sc.Name, summary(run))
+			s.Runs = append(s.Runs, run)
+			if *verbose {
+				printDetails(run)
+			}
+		}
+	}
+
+	rep := newReport(steps, time.Since(began))
+	fmt.Print(rep.tables())
+	svgDir := filepath.Join("docs", "lab")
+	if *only != "" {
+		svgDir = filepath.Join("bin", "lab", "svg")
+	}
+	if err := rep.writeSVGs(svgDir, *only == ""); err != nil {
+		fail("%v", err)
+	}
+	if *only == "" {
+		if err := rep.writeDoc(filepath.Join("docs", "lab.md")); err != nil {
+			fail("%v", err)
+		}
+		fmt.Fprintf(os.Stderr, "wrote docs/lab.md and %s/ in %s\n", svgDir, rep.Elapsed.Round(time.Second))
+	} else {
+		fmt.Fprintf(os.Stderr, "drew %s/; docs/lab.md is only rewritten when every step runs\n", svgDir)
+	}
+}
+
+func fail(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, "lab: "+format+"\n", args...)
+	os.Exit(1)
+}
+
+// findSteps lists the step folders, or the one whose number is only.
+func findSteps(only string) ([]*step, error) {
+	pattern := "[0-9][0-9]-*"
+	if only != "" {
+		pattern = only + "-*"
+	}
+	dirs, err := filepath.Glob(pattern)
+	if err != nil {
+		return nil, err
+	}
+	var steps []*step
+	for _, d := range dirs {
+		if fi, err := os.Stat(d); err == nil && fi.IsDir() {
+			steps = append(steps, &step{Name: d})
+		}
+	}
+	return steps, nil
+}
+
+// build builds the step into bin/lab/ and finds out what it offers.
+func build(s *step) {
+	bin, err := filepath.Abs(filepath.Join("bin", "lab", s.Name))
+	if err != nil {
+		s.BuildErr = err.Error()
+		return
+	}
+	out, err := exec.Command("go", "build", "-o", bin, "./"+s.Name).CombinedOutput()
+	if err != nil {
+		s.BuildErr = strings.TrimSpace(string(out) + "\n" + err.Error())
+		return
+	}
+	s.Bin = bin
+	// -h prints the flags and exits before the program does anything else.
+	usage, _ := exec.Command(bin, "-h").CombinedOutput()
+	s.HasShutdownTimeout = bytes.Contains(usage, []byte("-shutdown-timeout"))
+	sources, _ := filepath.Glob(filepath.Join(s.Name, "*.go"))
+	for _, f := range sources {
+		if strings.HasSuffix(f, "_test.go") {
+			continue
+		}
+		if src, err := os.ReadFile(f); err == nil && bytes.Contains(src, []byte(".Shutdown(")) {
+			s.UsesShutdown = true
+		}
+	}
+}
+
+// summary is one progress line for the terminal.
+func summary(r Run) string {
+	if r.Signal.IsZero() {
+		return r.Err.Error()
+	}
+	f := r.Figures()
+	s := fmt.Sprintf("%d completed, %d dropped, %d turned away, exit %s", f.Completed, f.Dropped, f.TurnedAway, f.ExitStatus)
+	if r.Err != nil {
+		s += " (" + r.Err.Error() + ")"
+	}
+	return s
+}
+
+// printDetails prints what went wrong for each request that did not
+// complete, and the window in which the listener closed.
+func printDetails(r Run) {
+	if r.Signal.IsZero() {
+		return
+	}
+	at := func(t time.Time) string { return formatDuration(t.Sub(r.Signal)) }
+	f := r.Figures()
+	logged := "never"
+	if !r.ShutdownLogged.IsZero() {
+		logged = at(r.ShutdownLogged)
+	}
+	fmt.Fprintf(os.Stderr, "  shutdown started logged at %s; listener closed at %s, within %s; exit at %s\n", logged, at(r.ListenerClosed), formatDuration(f.Resolution), at(r.Exit))
+	for _, req := range r.Requests {
+		if req.Outcome != Completed {
+			fmt.Fprintf(os.Stderr, "  lane %d: %s, %s to %s: %s\n", req.Lane, req.Outcome, at(req.Start), at(req.End), req.Err)
+		}
+	}
+}

@@ -1,0 +1,204 @@
+package main
+
+import (
+	_ "embed"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"text/template"
+	"time"
+)
+
+// report is what one lab run found, ready to print and draw.
+type report struct {
+	Steps   []*step
+	Elapsed time.Duration
+
+	GoVersion, Platform string
+	Cores               int
+	Date                string
+}
+
+func newReport(steps []*step, elapsed time.Duration) *report {
+	return &report{
+		Steps:     steps,
+		Elapsed:   elapsed,
+		GoVersion: runtime.Version(),
+		Platform:  runtime.GOOS + "/" + runtime.GOARCH,
+		Cores:     runtime.NumCPU(),
+		Date:      time.Now().UTC().Format("2006-01-02"),
+	}
+}
+
+// tables is every scenario's table, as Markdown, for the terminal.
+func (r *report) tables() string {
+	var b strings.Builder
+	for i, sc := range scenarios {
+		fmt.Fprintf(&b, "### %s\n\n%s\n\n%s\n", sc.Name, sc.About, r.table(i))
+	}
+	return b.String()
+}
+
+// table is one scenario's figures, a row per step, with the steps that
+// could not be measured said so, and errors as notes below.
+func (r *report) table(scenario int) string {
+	var b, notes strings.Builder
+	b.WriteString("| step | completed | dropped | turned away | signal → listener closed | last response → exit | signal → exit | exit status |\n")
+	b.WriteString("|---|--:|--:|--:|--:|--:|--:|---|\n")
+	for _, s := range r.Steps {
+		fmt.Fprintf(&b, "| [%s](../%s/) ", s.Name, s.Name)
+		if s.BuildErr != "" {
+			b.WriteString("| did not build | | | | | | |\n")
+			continue
+		}
+		run := s.Runs[scenario]
+		if run.Err != nil {
+			fmt.Fprintf(&notes, "- %s: %s\n", s.Name, oneLine(run.Err.Error()))
+		}
+		if run.Signal.IsZero() {
+			b.WriteString("| did not run | | | | | | |\n")
+			continue
+		}
+		f := run.Figures()
+		last := "–"
+		if f.HasLastResponse {
+			last = formatDuration(f.LastResponseToExit)
+		}
+		fmt.Fprintf(&b, "| %d | %d | %d | %s | %s | %s | %s |\n", f.Completed, f.Dropped, f.TurnedAway,
+			formatDuration(f.SignalToListenerClosed), last, formatDuration(f.SignalToExit), f.ExitStatus)
+	}
+	if notes.Len() > 0 {
+		b.WriteString("\n" + notes.String())
+	}
+	return b.String()
+}
+
+func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }
+
+// writeSVGs draws one timeline per step that ran into dir. With prune, it
+// also removes the timelines of steps that are gone.
+func (r *report) writeSVGs(dir string, prune bool) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	keep := map[string]bool{}
+	ax := axes(r.Steps)
+	for _, s := range r.Steps {
+		if len(s.Runs) == 0 {
+			continue
+		}
+		name := filepath.Join(dir, s.Name+".svg")
+		keep[name] = true
+		if err := os.WriteFile(name, []byte(timeline(s, ax)), 0o644); err != nil {
+			return err
+		}
+	}
+	if prune {
+		old, _ := filepath.Glob(filepath.Join(dir, "*.svg"))
+		for _, f := range old {
+			if !keep[f] {
+				os.Remove(f)
+			}
+		}
+	}
+	return nil
+}
+
+//go:embed lab.md.tmpl
+var docTemplate string
+
+// writeDoc writes the whole of docs/lab.md from the template.
+func (r *report) writeDoc(path string) error {
+	tmpl, err := template.New("lab.md").Funcs(template.FuncMap{"duration": formatDuration}).Parse(docTemplate)
+	if err != nil {
+		return err
+	}
+	var b strings.Builder
+	if err := tmpl.Execute(&b, r); err != nil {
+		return err
+	}
+	return os.WriteFile(path, []byte(b.String()), 0o644)
+}
+
+// Scenarios pairs each scenario with its table, for the template.
+func (r *report) Scenarios() []struct {
+	Name, About, Table string
+} {
+	var out []struct{ Name, About, Table string }
+	for i, sc := range scenarios {
+		out = append(out, struct{ Name, About, Table string }{sc.Name, sc.About, r.table(i)})
+	}
+	return out
+}
+
+// Resolution is the widest window in which a listener's closing was
+// placed, over every run.
+func (r *report) Resolution() time.Duration {
+	var worst time.Duration
+	for _, s := range r.Steps {
+		for _, run := range s.Runs {
+			if !run.Signal.IsZero() {
+				worst = max(worst, run.Figures().Resolution)
+			}
+		}
+	}
+	return worst
+}
+
+// Tail is the range of "last response → exit" in a scenario among the
+// steps that call Shutdown (shutdown true) or the others, as "a–b", or "–"
+// when none of them has the figure.
+func (r *report) Tail(scenario string, shutdown bool) string {
+	var lo, hi time.Duration
+	n := 0
+	for _, s := range r.Steps {
+		if s.UsesShutdown != shutdown {
+			continue
+		}
+		for _, run := range s.Runs {
+			if run.Scenario != scenario || run.Signal.IsZero() {
+				continue
+			}
+			if f := run.Figures(); f.HasLastResponse {
+				if n == 0 || f.LastResponseToExit < lo {
+					lo = f.LastResponseToExit
+				}
+				hi = max(hi, f.LastResponseToExit)
+				n++
+			}
+		}
+	}
+	switch n {
+	case 0:
+		return "–"
+	case 1:
+		return formatDuration(lo)
+	}
+	return formatDuration(lo) + " to " + formatDuration(hi)
+}
+
+// ShutdownSteps and OtherSteps name the steps that call a Shutdown method
+// and those that do not.
+func (r *report) ShutdownSteps() string { return r.names(true) }
+func (r *report) OtherSteps() string    { return r.names(false) }
+
+func (r *report) names(shutdown bool) string {
+	var names []string
+	for _, s := range r.Steps {
+		if s.BuildErr == "" && s.UsesShutdown == shutdown {
+			names = append(names, s.Name[:2])
+		}
+	}
+	return strings.Join(names, ", ")
+}
+
+// Polls is when Shutdown checks for quiescence, for the doc.
+func (r *report) Polls() string {
+	var ms []string
+	for _, p := range shutdownPolls(12) {
+		ms = append(ms, fmt.Sprint(p.Milliseconds()))
+	}
+	return strings.Join(ms, ", ") + " ms"
+}
