@@ -9,9 +9,10 @@
 //	make run-07 [ARGS="-addr localhost:8080 -shutdown-timeout 10s"]
 //
 // Then, from a second terminal, `curl localhost:8080/slow` and press Ctrl+C
-// in the first: curl gets its answer, then the server exits. gin runs in
-// release mode unless GIN_MODE says otherwise: `GIN_MODE=debug make run-07`
-// shows gin's route table and warnings as well.
+// in the first: curl gets its answer, then the server exits. Start a second
+// copy on the same port and it exits at once, naming the address. gin runs
+// in release mode unless GIN_MODE says otherwise: `GIN_MODE=debug make
+// run-07` shows gin's route table and warnings as well.
 package main
 
 import (
@@ -99,14 +100,17 @@ func main() {
 	// The cause names the signal: "interrupt signal received".
 	slog.Info("shutdown started", "cause", context.Cause(ctx))
 
-	// Shutdown closes the listener, closes idle keep-alive connections, and
-	// waits for the requests gin is still handling, until ctx expires.
+	// Shutdown does what step 02 did by hand, and more: it closes the
+	// listeners, closes idle keep-alive connections, and waits for the
+	// active ones to finish, until ctx expires.
 	ctx, cancel := context.WithTimeout(context.Background(), *shutdownTimeout)
 	err := srv.Shutdown(ctx)
 	cancel()
 	if err != nil {
 		// The deadline passed with requests still running. Shutdown left
-		// them alone; Close cuts their connections.
+		// them alone; Close cuts their connections now. Exiting would cut
+		// them too, but a program with more to shut down after the server
+		// (a queue, a database) must not leave them open while it does.
 		srv.Close()
 		slog.Error("shutdown forced", "took", time.Since(start).Round(time.Millisecond), "err", err)
 		os.Exit(1)
