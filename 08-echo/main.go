@@ -59,14 +59,16 @@ func main() {
 	// before serving, so that none arrives unhandled.
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 
-	// e.Server is the http.Server that e.Start serves and e.Shutdown stops
-	// (e.Start fills in its Addr and Handler). Give it step 05's timeouts:
-	// a client that connects and never finishes its request headers is
-	// dropped after ReadHeaderTimeout, so it cannot hold the drain.
-	e.Server.ReadHeaderTimeout = 2 * time.Second
-	e.Server.ReadTimeout = 10 * time.Second
-	e.Server.WriteTimeout = maxDelay + 10*time.Second // longer than the slowest /slow
-	e.Server.IdleTimeout = 60 * time.Second
+	// e.Server is the http.Server that e.Start serves and e.Shutdown stops;
+	// e.Start fills in its Addr and Handler. It gets step 05's timeouts.
+	e.Server = &http.Server{
+		// A client that connects and never finishes its request headers is
+		// dropped after ReadHeaderTimeout, so it cannot hold the drain.
+		ReadHeaderTimeout: 2 * time.Second,
+		ReadTimeout:       10 * time.Second,
+		WriteTimeout:      maxDelay + 10*time.Second, // longer than the slowest /slow
+		IdleTimeout:       60 * time.Second,
+	}
 
 	// Serve in the background and hand its result to main: buffered, so the
 	// goroutine can always deliver it and end.
@@ -97,7 +99,9 @@ func main() {
 	cancel()
 	if err != nil {
 		// The deadline passed with requests still running. Shutdown left
-		// them alone; Close cuts their connections.
+		// them alone; Close cuts their connections now. Exiting would cut
+		// them too, but a program with more to shut down after the server
+		// (a queue, a database) must not leave them open while it does.
 		e.Close()
 		slog.Error("shutdown forced", "took", time.Since(start).Round(time.Millisecond), "err", err)
 		os.Exit(1)
