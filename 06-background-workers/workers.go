@@ -258,7 +258,8 @@ func ReadSpool(path string) ([]Job, error) {
 
 // WriteSpool saves jobs to path, one JSON line each. It writes a temporary
 // file, flushes it to disk and renames it over path, so that whoever reads
-// path, now or after a crash, finds the whole spool or none of it.
+// path, now or after a crash, finds the whole spool or none of it; then it
+// flushes the folder, where the rename is recorded.
 func WriteSpool(path string, jobs []Job) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return err
@@ -279,7 +280,15 @@ func WriteSpool(path string, jobs []Job) error {
 	if err := errors.Join(out.Flush(), temp.Sync(), temp.Close()); err != nil {
 		return err
 	}
-	return os.Rename(temp.Name(), path)
+	if err := os.Rename(temp.Name(), path); err != nil {
+		return err
+	}
+	folder, err := os.Open(filepath.Dir(path))
+	if err != nil {
+		return err
+	}
+	defer folder.Close()
+	return folder.Sync()
 }
 
 // ClearSpool removes the spool at path, if there is one.
