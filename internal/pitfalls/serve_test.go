@@ -166,7 +166,7 @@ func TestDeadlineLongerThanGracePeriod(t *testing.T) {
 			} else if exit.Code != 1 || !forced {
 				t.Errorf("%s, logged shutdown forced: %v; want the program to give up at its deadline and exit 1", exit, forced)
 			}
-			if r := demotest.AwaitResponse(resp, demotest.EventTimeout); r.Err == nil {
+			if r := await(t, resp, "the client's answer"); r.Err == nil {
 				t.Errorf("the endless request got %v, want it cut", r)
 			}
 		})
@@ -189,7 +189,7 @@ func TestCloseInsteadOfShutdown(t *testing.T) {
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if r := demotest.AwaitResponse(resp, demotest.EventTimeout); r.Err == nil {
+	if r := await(t, resp, "the client's answer"); r.Err == nil {
 		t.Errorf("the in-flight request got %v after Close, want its connection cut", r)
 	}
 	t.Logf("the handler's context was cancelled: %v", await(t, cancelled, "the request's context to be cancelled"))
