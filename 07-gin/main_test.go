@@ -17,12 +17,13 @@ func TestScenarios(t *testing.T) {
 	demotest.Suite{}.Run(t)
 }
 
-// TestRouter: gin answers HEAD, 405 and 404 as ServeMux did in step 05,
-// logRequests logs every request (gin's own 404 and 405 included), and in
-// the default release mode nothing but slog lines reach the terminal.
+// TestRouter: gin answers HEAD, 405 and 404 as ServeMux did in step 05
+// (the 404 with gin's own body), logRequests logs every request (gin's own
+// 404 and 405 included), and in the default release mode nothing but slog
+// lines reach the terminal.
 func TestRouter(t *testing.T) {
 	t.Setenv(gin.EnvGinMode, "") // not set: the step picks release mode
-	demotest.CheckRouter(t)
+	demotest.CheckRouter(t, "404 page not found")
 }
 
 // TestClientGone: /slow waits on c.Request.Context(), so a client that

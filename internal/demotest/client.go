@@ -12,6 +12,7 @@ import (
 // Response is what a client saw: a status and body, or an error.
 type Response struct {
 	Status int
+	Header http.Header // set by Request and Get
 	Body   string
 	Err    error
 	At     time.Time // when the client had the whole answer, or gave up
@@ -49,7 +50,7 @@ func (p *Process) Request(method, path string) Response {
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(resp.Body)
-	return Response{Status: resp.StatusCode, Body: string(body), Err: err, At: time.Now()}
+	return Response{Status: resp.StatusCode, Header: resp.Header, Body: string(body), Err: err, At: time.Now()}
 }
 
 // GetAsync sends GET path in the background; the answer arrives on the channel.

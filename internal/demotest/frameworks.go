@@ -13,13 +13,14 @@ import (
 // CheckRouter is a demo test for the steps that put a framework's router in
 // front of step 05's server (07-gin, 08-echo). It checks what the router
 // must keep from ServeMux: HEAD is answered like GET, another method on a
-// known path gets 405, a bad d 400, and an unknown path 404, /slow/
-// included (no redirect). It checks the
+// known path gets 405 with an Allow header naming GET and HEAD, a bad d a
+// 400 that says "bad d=", and an unknown path a 404 with the body
+// notFound (the framework's own), /slow/ included (no redirect). It checks the
 // request log those steps add: every request, the framework's own error
 // answers included, is one slog line with msg=request and its method, path
 // and status. And it checks that the program writes nothing but slog lines:
 // no banner, no debug route table.
-func CheckRouter(t *testing.T) {
+func CheckRouter(t *testing.T, notFound string) {
 	t.Helper()
 	p := Start(t)
 	requests := []struct {
@@ -36,8 +37,24 @@ func CheckRouter(t *testing.T) {
 	}
 	var want []string
 	for _, r := range requests {
-		if got := p.Request(r.method, r.path); got.Err != nil || got.Status != r.status {
+		got := p.Request(r.method, r.path)
+		if got.Err != nil || got.Status != r.status {
 			t.Errorf("%s %s = %v, want %d", r.method, r.path, got, r.status)
+			continue
+		}
+		switch body := strings.TrimSpace(got.Body); r.status {
+		case http.StatusMethodNotAllowed:
+			if allow := strings.Split(got.Header.Get("Allow"), ", "); !slices.Contains(allow, "GET") || !slices.Contains(allow, "HEAD") {
+				t.Errorf("%s %s: Allow: %q, want GET and HEAD in it", r.method, r.path, got.Header.Get("Allow"))
+			}
+		case http.StatusBadRequest:
+			if !strings.Contains(body, "bad d=") {
+				t.Errorf("%s %s = %v, want a reason that says bad d=", r.method, r.path, got)
+			}
+		case http.StatusNotFound:
+			if body != notFound {
+				t.Errorf("%s %s = %v, want the body %q", r.method, r.path, got, notFound)
+			}
 		}
 		path, _, _ := strings.Cut(r.path, "?")
 		want = append(want, r.method+" "+path+" "+strconv.Itoa(r.status))
