@@ -21,6 +21,7 @@ func TestMain(m *testing.M) { demotest.Main(m, main) }
 // The step keeps every lesson of step 05: chi and the workers change
 // nothing about how HTTP drains. Each run gets its own outbox and spool.
 func TestScenarios(t *testing.T) {
+	t.Parallel()
 	demotest.Suite{Args: func(t *testing.T) []string { return files(t.TempDir()) }}.Run(t)
 }
 

@@ -20,6 +20,7 @@ import (
 // a budget that runs out, and the restart that sends what it spooled. One
 // worker keeps the log lines in one order on every run.
 func TestTranscripts(t *testing.T) {
+	t.Parallel() // the sessions wait on timers, not on the CPU
 	dir := t.TempDir()
 	ids := map[string]string{} // a job id, as named in the transcript
 	jobID := regexp.MustCompile(`\b[A-Z2-7]{26}\b`)
