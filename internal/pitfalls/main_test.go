@@ -139,14 +139,21 @@ type server struct {
 // startServer serves srv on a free loopback port until the test ends.
 func startServer(t *testing.T, srv *http.Server) *server {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
+	ln := mustListen(t)
 	s := &server{Server: srv, addr: ln.Addr().String(), serveErr: make(chan error, 1)}
 	go func() { s.serveErr <- srv.Serve(ln) }()
 	t.Cleanup(func() { srv.Close() })
 	return s
+}
+
+// mustListen listens on a free loopback port.
+func mustListen(t testing.TB) net.Listener {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ln
 }
 
 // shutdownAsync calls Shutdown in the background; its result arrives on
@@ -157,20 +164,25 @@ func (s *server) shutdownAsync(ctx context.Context) <-chan error {
 	return done
 }
 
-// get sends GET path in the background, as a client of its own would.
-func (s *server) get(path string) <-chan demotest.Response {
+// get sends GET path to the server in the background.
+func (s *server) get(path string) <-chan demotest.Response { return getAsync(s.addr, path) }
+
+// getAsync sends GET path to addr in the background, on a connection of
+// its own, as curl would; the answer arrives on the channel, stamped with
+// the time the client had all of it.
+func getAsync(addr, path string) <-chan demotest.Response {
 	resp := make(chan demotest.Response, 1)
 	go func() {
 		transport := &http.Transport{}
 		defer transport.CloseIdleConnections()
-		r, err := (&http.Client{Transport: transport}).Get("http://" + s.addr + path)
+		r, err := (&http.Client{Transport: transport}).Get("http://" + addr + path)
 		if err != nil {
-			resp <- demotest.Response{Err: err}
+			resp <- demotest.Response{Err: err, At: time.Now()}
 			return
 		}
 		defer r.Body.Close()
 		body, err := io.ReadAll(r.Body)
-		resp <- demotest.Response{Status: r.StatusCode, Body: string(body), Err: err}
+		resp <- demotest.Response{Status: r.StatusCode, Body: string(body), Err: err, At: time.Now()}
 	}()
 	return resp
 }
