@@ -48,3 +48,7 @@ demo-%: ## one terminal: start step NN, send a slow request, then SIGTERM, and n
 	@test -n "$(call step_dir,$*)" || { echo "no step $* (steps: $(STEPS))"; exit 2; }
 	@go test -c -o bin/$(call step_dir,$*).test ./$(call step_dir,$*)
 	@cd $(call step_dir,$*) && DEMOTEST_LIVE=1 ../bin/$(call step_dir,$*).test -test.run '^TestTranscripts$$'
+
+.PHONY: lab
+lab: ## every step under the same load and signals: rewrites docs/lab.md and its pictures (STEP=NN: one step, docs untouched)
+	go run ./lab $(if $(STEP),-step $(STEP))

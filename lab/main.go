@@ -49,7 +49,12 @@ func main() {
 		fail("%v", err)
 	}
 	if len(steps) == 0 {
-		fail("no step folder matches %q", *only)
+		all, _ := findSteps("")
+		var numbers []string
+		for _, s := range all {
+			numbers = append(numbers, s.Name[:2])
+		}
+		fail("no step %s (steps: %s)", *only, strings.Join(numbers, " "))
 	}
 	for _, s := range steps {
 		build(s)

@@ -126,12 +126,12 @@ func (p *process) read(r *os.File) {
 	}
 }
 
-// logged returns a channel that is closed once the program has logged a
-// line with the given msg; it stays open if the program never does.
-func (p *process) logged(msg string) <-chan struct{} {
+// loggedOrExited returns a channel that is closed once the program has
+// logged a line with the given msg, or has exited.
+func (p *process) loggedOrExited(msg string) <-chan struct{} {
 	ch := make(chan struct{})
 	go func() {
-		if p.awaitLog(msg, 1) == nil {
+		if p.awaitLog(msg, 1) == nil || p.hasExited() {
 			close(ch)
 		}
 	}()
@@ -226,7 +226,8 @@ func (p *process) kill() {
 //
 // The probes are a millisecond apart until hurry is closed, then follow
 // each other with no pause. The lab closes hurry when the step logs
-// "shutdown started", just before it closes its listener: probing with no
+// "shutdown started", just before it closes its listener, or when the
+// process has exited (step 01 logs nothing): probing with no
 // pause from the signal on would take the CPU of a 2-core machine from the
 // very step it times, and delay its reaction to the signal.
 func probeListener(dial func() error, hurry, stop <-chan struct{}) (lastOpen, firstRefused time.Time) {

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"text/template"
 	"time"
@@ -111,7 +112,12 @@ var docTemplate string
 
 // writeDoc writes the whole of docs/lab.md from the template.
 func (r *report) writeDoc(path string) error {
-	tmpl, err := template.New("lab.md").Funcs(template.FuncMap{"duration": formatDuration}).Parse(docTemplate)
+	tmpl, err := template.New("lab.md").Funcs(template.FuncMap{
+		"duration":     formatDuration,
+		"drainTimeout": func() time.Duration { return drainTimeout },
+		"deadline":     func() time.Duration { return deadline },
+		"idleAtOnce":   func() time.Duration { return idleAtOnce },
+	}).Parse(docTemplate)
 	if err != nil {
 		return err
 	}
@@ -119,7 +125,49 @@ func (r *report) writeDoc(path string) error {
 	if err := tmpl.Execute(&b, r); err != nil {
 		return err
 	}
-	return os.WriteFile(path, []byte(b.String()), 0o644)
+	old, _ := os.ReadFile(path)
+	doc, missing := keepGenerated(b.String(), string(old))
+	if missing {
+		fmt.Fprintf(os.Stderr, "%s has a new generated part: run make docs\n", path)
+	}
+	return os.WriteFile(path, []byte(doc), 0o644)
+}
+
+const genEnd = "<!-- gen:end -->"
+
+// keepGenerated fills the parts of doc that docgen (make docs) generates,
+// such as an excerpt of net/http's source, with their content in old, the
+// page doc replaces. The template has only each part's directive and end
+// line; docgen writes what goes between, and the lab keeps it rather than
+// run docgen over every page of the repository. It reports whether a part
+// had no content to keep.
+func keepGenerated(doc, old string) (string, bool) {
+	parts := map[string][]string{}
+	lines := strings.Split(old, "\n")
+	for i := 0; i < len(lines); i++ {
+		if !strings.HasPrefix(lines[i], "<!-- gen:") || lines[i] == genEnd {
+			continue
+		}
+		for j := i + 1; j < len(lines); j++ {
+			if lines[j] == genEnd {
+				parts[lines[i]] = lines[i+1 : j]
+				i = j
+				break
+			}
+		}
+	}
+	missing := false
+	var out []string
+	lines = strings.Split(doc, "\n")
+	for i, line := range lines {
+		out = append(out, line)
+		if strings.HasPrefix(line, "<!-- gen:") && line != genEnd && i+1 < len(lines) && lines[i+1] == genEnd {
+			content, ok := parts[line]
+			missing = missing || !ok
+			out = append(out, content...)
+		}
+	}
+	return strings.Join(out, "\n"), missing
 }
 
 // Scenarios pairs each scenario with its table, for the template.
@@ -202,3 +250,96 @@ func (r *report) Polls() string {
 	}
 	return strings.Join(ms, ", ") + " ms"
 }
+
+// Fig is the figures of the step numbered number (such as "02") under the
+// named scenario, or nil when that step did not run it.
+func (r *report) Fig(number, scenario string) *Figures {
+	for _, s := range r.Steps {
+		if !strings.HasPrefix(s.Name, number+"-") {
+			continue
+		}
+		for _, run := range s.Runs {
+			if run.Scenario == scenario && !run.Signal.IsZero() {
+				f := run.Figures()
+				return &f
+			}
+		}
+	}
+	return nil
+}
+
+// The doc's claims about all the steps are checked against the run: each
+// of these names the steps (by number) for which the claim does not hold,
+// or is "" when it holds for all. The doc says which steps deviate.
+
+// deviants lists the steps among those chosen whose run of the scenario
+// does not satisfy ok.
+func (r *report) deviants(scenario string, chosen func(*step) bool, ok func(Figures) bool) string {
+	var names []string
+	for _, s := range r.Steps {
+		if !chosen(s) {
+			continue
+		}
+		for _, run := range s.Runs {
+			if run.Scenario == scenario && (run.Signal.IsZero() || !ok(run.Figures())) {
+				names = append(names, s.Name[:2])
+			}
+		}
+	}
+	return strings.Join(names, ", ")
+}
+
+func usesShutdown(s *step) bool { return s.UsesShutdown }
+
+// NotCutAtDeadline: the steps with -shutdown-timeout that did not complete
+// the short request, drop the long one and exit 1.
+func (r *report) NotCutAtDeadline() string {
+	return r.deviants(scenarios[2].Name, func(s *step) bool { return s.HasShutdownTimeout }, func(f Figures) bool {
+		return f.Completed == 1 && f.Dropped == 1 && f.ExitStatus == "1"
+	})
+}
+
+// NotLossless: the steps built on Shutdown that dropped a request in the
+// in-flight or keep-alive scenarios, or did not exit 0.
+func (r *report) NotLossless() string {
+	var out []string
+	for _, sc := range scenarios[:2] {
+		if d := r.deviants(sc.Name, usesShutdown, func(f Figures) bool { return f.Dropped == 0 && f.ExitStatus == "0" }); d != "" {
+			out = append(out, d+" ("+sc.Name+")")
+		}
+	}
+	return strings.Join(out, "; ")
+}
+
+// idleAtOnce is how soon after the signal a step that closes an idle
+// connection at once is expected to exit.
+const idleAtOnce = 20 * time.Millisecond
+
+// IdleNotClosedAtOnce: the steps built on Shutdown that did not exit 0
+// within idleAtOnce of the signal with an idle connection open.
+func (r *report) IdleNotClosedAtOnce() string {
+	return r.deviants(scenarios[3].Name, usesShutdown, func(f Figures) bool {
+		return f.ExitStatus == "0" && f.SignalToExit < idleAtOnce
+	})
+}
+
+// ListenerClose is the median and the longest time from the signal to the
+// first refused probe, over every run.
+func (r *report) ListenerClose() (median, slowest time.Duration) {
+	var all []time.Duration
+	for _, s := range r.Steps {
+		for _, run := range s.Runs {
+			if !run.Signal.IsZero() {
+				all = append(all, run.Figures().SignalToListenerClosed)
+			}
+		}
+	}
+	if len(all) == 0 {
+		return 0, 0
+	}
+	slices.Sort(all)
+	return all[len(all)/2], all[len(all)-1]
+}
+
+func (r *report) MedianListenerClose() time.Duration  { m, _ := r.ListenerClose(); return m }
+func (r *report) SlowestListenerClose() time.Duration { _, s := r.ListenerClose(); return s }

@@ -177,3 +177,16 @@ func TestAxis(t *testing.T) {
 		t.Errorf("axis %v to %v does not cover -300ms to 900ms", a.from, a.to)
 	}
 }
+
+func TestKeepGenerated(t *testing.T) {
+	old := "# Old\n<!-- gen:gosrc a#/x/ -->\nexcerpt 1\nexcerpt 2\n<!-- gen:end -->\nold prose\n<!-- gen:gosrc gone#/y/ -->\ny\n<!-- gen:end -->\n"
+	doc := "# New\n<!-- gen:gosrc a#/x/ -->\n<!-- gen:end -->\nnew prose\n"
+	got, missing := keepGenerated(doc, old)
+	want := "# New\n<!-- gen:gosrc a#/x/ -->\nexcerpt 1\nexcerpt 2\n<!-- gen:end -->\nnew prose\n"
+	if got != want || missing {
+		t.Errorf("keepGenerated = %q, missing %t; want %q, nothing missing", got, missing, want)
+	}
+	if _, missing := keepGenerated(doc+"<!-- gen:gosrc b#/z/ -->\n<!-- gen:end -->\n", old); !missing {
+		t.Error("a part the old page lacks is not reported missing")
+	}
+}

@@ -168,7 +168,7 @@ func runScenario(s *step, sc scenario) Run {
 		signaled = true
 		run.Signal, signalErr = p.signal()
 		go func() {
-			run.ListenerOpen, run.ListenerClosed = probeListener(dialer(p.addr), p.logged("shutdown started"), stopProbe)
+			run.ListenerOpen, run.ListenerClosed = probeListener(dialer(p.addr), p.loggedOrExited("shutdown started"), stopProbe)
 			close(probed)
 		}()
 		go func() { watched <- p.awaitExit(sc.ShutdownTimeout + startTimeout) }()
