@@ -152,7 +152,7 @@ func (p *process) awaitLog(msg string, n int) error {
 		select {
 		case <-grew:
 		case <-p.exited:
-			return fmt.Errorf("exited (%s) after logging msg=%q %d times, not %d: %s", p.exitStatus, msg, got, n, p.lastLines())
+			return fmt.Errorf("exited (%s) having logged msg=%q %d of %d times; its last lines: %s", p.exitStatus, msg, got, n, p.lastLines())
 		case <-deadline.C:
 			return fmt.Errorf("logged msg=%q %d times in %s, not %d", msg, got, startTimeout, n)
 		}

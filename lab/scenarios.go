@@ -55,7 +55,7 @@ var scenarios = []scenario{
 	},
 	{
 		Name:            "idle keep-alive",
-		About:           "one request to `/`, whose connection the client then keeps open and idle; SIGTERM once the response is in.",
+		About:           "One request to `/`, whose connection the client then keeps open and idle; SIGTERM once the response is in.",
 		ShutdownTimeout: drainTimeout,
 		drive:           driveIdle,
 	},

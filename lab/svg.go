@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"html"
 	"math"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -30,7 +31,7 @@ const (
 	plotRight   = 20
 	rowHeight   = 8
 	barHeight   = 6
-	panelTop    = 26 // the panel's title
+	panelTop    = 34 // the panel's title, then the exit's label
 	panelBottom = 34 // the time axis and a gap
 	legendTop   = 30
 )
@@ -132,9 +133,9 @@ func legend(b *strings.Builder) {
 
 // panel draws one run from y down and returns where the next one starts.
 func panel(b *strings.Builder, run Run, sc scenario, a axis, y int) int {
-	fmt.Fprintf(b, `<text x="8" y="%d" font-weight="bold">%s</text>`, y+14, esc(sc.Name))
+	fmt.Fprintf(b, `<text x="8" y="%d" font-weight="bold">%s</text>`, y+12, esc(sc.Name))
 	if run.Err != nil {
-		fmt.Fprintf(b, `<text x="%d" y="%d" fill="%s">%s</text>`, plotLeft+60, y+14, outcomeColour[Dropped], esc(clip(run.Err.Error(), 110)))
+		fmt.Fprintf(b, `<text x="%d" y="%d" fill="%s">%s</text>`, plotLeft+60, y+12, outcomeColour[Dropped], esc(clip(run.Err.Error(), 110)))
 	}
 	b.WriteString("\n")
 	top := y + panelTop
@@ -147,25 +148,29 @@ func panel(b *strings.Builder, run Run, sc scenario, a axis, y int) int {
 	}
 	bottom := top + lanes*rowHeight
 	fmt.Fprintf(b, `<rect x="%d" y="%d" width="%.1f" height="%d" fill="#f5f5f5"/>`+"\n", plotLeft, top, a.width, bottom-top)
-	for _, req := range run.Requests {
-		x1, x2 := a.x(req.Start.Sub(run.Signal)), a.x(req.End.Sub(run.Signal))
-		fmt.Fprintf(b, `<rect x="%.1f" y="%d" width="%.1f" height="%d" fill="%s" stroke="#ffffff" stroke-width="0.5"><title>%s, %s</title></rect>`+"\n",
-			x1, top+req.Lane*rowHeight+1, max(x2-x1, 2), barHeight, outcomeColour[req.Outcome], req.Outcome, formatDuration(req.End.Sub(req.Start)))
-	}
-	fmt.Fprintf(b, `<text x="%d" y="%d" text-anchor="end" fill="#555555">%d %s</text>`+"\n", plotLeft-6, top+9, lanes, plural(lanes, "lane", "lanes"))
-	// The marks, over the bars.
+	// The marks first: a bar of a few pixels at one of them stays visible.
 	for i, at := range []time.Time{run.Signal, run.ListenerClosed, run.Exit} {
 		x := a.x(at.Sub(run.Signal))
 		fmt.Fprintf(b, `<line x1="%.1f" y1="%d" x2="%.1f" y2="%d" stroke="%s" stroke-width="2" stroke-dasharray="%s"><title>%s at %s</title></line>`+"\n",
 			x, top-4, x, bottom+4, marks[i].colour, marks[i].dash, marks[i].name, tickLabel(at.Sub(run.Signal).Round(10*time.Microsecond)))
 	}
+	for _, req := range run.Requests {
+		x1, x2 := a.x(req.Start.Sub(run.Signal)), a.x(req.End.Sub(run.Signal))
+		fmt.Fprintf(b, `<rect x="%.1f" y="%d" width="%.1f" height="%d" fill="%s" stroke="#ffffff" stroke-width="0.5"><title>%s, %s</title></rect>`+"\n",
+			x1, top+req.Lane*rowHeight+1, max(x2-x1, 3), barHeight, outcomeColour[req.Outcome], req.Outcome, formatDuration(req.End.Sub(req.Start)))
+	}
+	fmt.Fprintf(b, `<text x="%d" y="%d" text-anchor="end" fill="#555555">%d %s</text>`+"\n", plotLeft-6, top+9, lanes, plural(lanes, "lane", "lanes"))
 	// Say when and how it exited, next to the exit mark.
 	x, anchor := a.x(run.Exit.Sub(run.Signal))+5, "start"
 	if x > a.left+a.width-160 {
 		x, anchor = x-10, "end"
 	}
-	fmt.Fprintf(b, `<text x="%.1f" y="%d" text-anchor="%s" fill="%s">exit %s at %s</text>`+"\n",
-		x, top-6, anchor, marks[2].colour, esc(run.ExitStatus), formatDuration(run.Exit.Sub(run.Signal)))
+	how := run.ExitStatus
+	if _, err := strconv.Atoi(how); err == nil {
+		how = "exit " + how
+	}
+	fmt.Fprintf(b, `<text x="%.1f" y="%d" text-anchor="%s" fill="%s">%s at %s</text>`+"\n",
+		x, top-5, anchor, marks[2].colour, esc(how), formatDuration(run.Exit.Sub(run.Signal)))
 	// The time axis, relative to the signal.
 	fmt.Fprintf(b, `<line x1="%d" y1="%d" x2="%.1f" y2="%d" stroke="#555555"/>`+"\n", plotLeft, bottom+6, float64(plotLeft)+a.width, bottom+6)
 	for _, t := range ticks(a.from, a.to) {
