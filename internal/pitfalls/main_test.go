@@ -2,6 +2,7 @@ package pitfalls
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -52,6 +53,7 @@ var programs = map[string]func(addr string){
 	"log-fatal-in-serve":   logFatalInServe,
 	"return-serve-error":   returnServeError,
 	"shutdown-with-budget": shutdownWithBudget,
+	"exit-when-serve-ends": exitWhenServeEnds,
 }
 
 // notifyOSKill asks to be notified of os.Kill as well as SIGINT, as many
@@ -111,6 +113,34 @@ func shutdownWithBudget(addr string) {
 		os.Exit(1)
 	}
 	slog.Info("shutdown finished", "took", time.Since(start).Round(time.Millisecond))
+}
+
+// exitWhenServeEnds calls Shutdown from the goroutine that waits for the
+// signal, and returns from main as soon as ListenAndServe does. Its /slow
+// takes a second.
+func exitWhenServeEnds(addr string) {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM)
+	defer stop()
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /slow", func(w http.ResponseWriter, r *http.Request) {
+		slog.Info("slow request started")
+		select {
+		case <-time.After(time.Second):
+			io.WriteString(w, "slow request finished\n")
+		case <-r.Context().Done():
+		}
+	})
+	srv := &http.Server{Addr: addr, Handler: mux, ReadHeaderTimeout: 2 * time.Second}
+	go func() {
+		<-ctx.Done()
+		srv.Shutdown(context.Background())
+	}()
+	slog.Info("listening", "addr", addr)
+	if err := srv.ListenAndServe(); !errors.Is(err, http.ErrServerClosed) {
+		slog.Error("server failed", "err", err)
+		os.Exit(1)
+	}
+	// ErrServerClosed: main returns, and the process exits 0.
 }
 
 // shutdownTimeout is shutdownWithBudget's deadline. It is declared here,

@@ -43,6 +43,22 @@ func (h *blockingHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // flight. A program that exits when Serve returns, instead of waiting for
 // Shutdown to return, cuts the requests that Shutdown was draining.
 func TestExitOnErrServerClosed(t *testing.T) {
+	t.Run("Serve returns before the drain ends", serveReturnsBeforeTheDrainEnds)
+	t.Run("the program exits 0 and cuts the request", func(t *testing.T) {
+		p := startProgram(t, "exit-when-serve-ends")
+		resp := p.GetAsync("/slow")
+		p.WaitLog("slow request started")
+		p.Signal(syscall.SIGTERM)
+		if exit := p.WaitExit(); exit.Code != 0 {
+			t.Errorf("%s, want exit status 0: nothing reports the cut request", exit)
+		}
+		if r := await(t, resp, "the client's answer"); r.Err == nil {
+			t.Errorf("the in-flight request got %v; want it cut by the exit", r)
+		}
+	})
+}
+
+func serveReturnsBeforeTheDrainEnds(t *testing.T) {
 	h := newBlockingHandler()
 	s := startServer(t, &http.Server{Handler: h})
 	resp := s.get("/")
