@@ -150,22 +150,35 @@ func (s *Session) StartAt(addr string, args ...string) {
 	s.P = StartAt(s.t, addr, args...)
 }
 
-// Expect waits for a log line with msg (up to EventTimeout, or until the
-// program exits) and adds the program's lines up to and including it. It
-// reports whether the line came; a missing line is not fatal, because the
-// transcript then shows what happened instead.
+// Expect waits for the next log line with msg, one not yet in the
+// transcript (up to EventTimeout, or until the program exits), and adds the
+// program's lines up to and including it. It reports whether the line came;
+// a missing line is not fatal, because the transcript then shows what
+// happened instead.
 func (s *Session) Expect(msg string) bool {
-	if _, ok := s.P.AwaitLog(msg, EventTimeout); !ok {
-		return false
-	}
-	lines := s.P.Lines()
-	for i := s.logged; i < len(lines); i++ {
-		if lines[i].Msg() == msg {
-			s.addLogged(lines[:i+1])
-			return true
+	deadline := time.NewTimer(EventTimeout)
+	defer deadline.Stop()
+	for exited := false; ; {
+		s.P.mu.Lock()
+		grew, lines := s.P.grew, s.P.lines[:len(s.P.lines):len(s.P.lines)]
+		s.P.mu.Unlock()
+		for i := s.logged; i < len(lines); i++ {
+			if lines[i].Msg() == msg {
+				s.addLogged(lines[:i+1])
+				return true
+			}
+		}
+		if exited {
+			return false
+		}
+		select {
+		case <-grew:
+		case <-s.P.exited:
+			exited = true // every line is in now: look once more
+		case <-deadline.C:
+			return false
 		}
 	}
-	return true // logged earlier, and already in the transcript
 }
 
 func (s *Session) addLogged(lines []Line) {
