@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"io"
 	"net"
@@ -164,5 +165,19 @@ func TestProbeListenerRefusedAtOnce(t *testing.T) {
 	lastOpen, firstRefused := probeListener(func() error { return errors.New("refused") }, nil, nil)
 	if !lastOpen.IsZero() || firstRefused.IsZero() {
 		t.Errorf("lastOpen %v, firstRefused %v: want no open probe and a refusal", lastOpen, firstRefused)
+	}
+}
+
+func TestProbeListenerTimeout(t *testing.T) {
+	// A dial that times out proves neither an open nor a closed listener:
+	// the probe dials again, and the refusal after it ends the probe.
+	timeout := &net.OpError{Op: "dial", Net: "tcp", Err: context.DeadlineExceeded} // as net.DialTimeout's
+	results := []error{nil, timeout, syscall.ECONNREFUSED}
+	dials := 0
+	hurry := make(chan struct{})
+	close(hurry)
+	lastOpen, firstRefused := probeListener(func() error { dials++; return results[dials-1] }, hurry, nil)
+	if dials != 3 || lastOpen.IsZero() || firstRefused.IsZero() {
+		t.Errorf("%d dials, lastOpen %v, firstRefused %v; want 3 dials, the first open, the third refused", dials, lastOpen, firstRefused)
 	}
 }
