@@ -154,7 +154,7 @@ func TestNoShutdownDeadline(t *testing.T) {
 // forced" nor any cleanup happens. Here the grace period is scaled down to
 // gracePeriod; the deadline stays above or goes below it.
 func TestDeadlineLongerThanGracePeriod(t *testing.T) {
-	const gracePeriod = 300 * time.Millisecond
+	const gracePeriod = time.Second
 	for _, tc := range []struct {
 		shutdownTimeout time.Duration
 		killed          bool
