@@ -43,6 +43,7 @@ func main() {
 		fail("run the lab from the repository root (make lab): %v", err)
 	}
 	began := time.Now()
+	load := loadAverage()
 
 	steps, err := findSteps(*only)
 	if err != nil {
@@ -73,6 +74,7 @@ func main() {
 	}
 
 	rep := newReport(steps, time.Since(began))
+	rep.Load = load
 	fmt.Print(rep.tables())
 	svgDir := filepath.Join("docs", "lab")
 	if *only != "" {
@@ -173,4 +175,14 @@ func printDetails(r Run) {
 			fmt.Fprintf(os.Stderr, "  lane %d: %s, %s to %s: %s\n", req.Lane, req.Outcome, at(req.Start), at(req.End), req.Err)
 		}
 	}
+}
+
+// loadAverage is the machine's load average over the last minute, as Linux
+// reports it, or "" elsewhere: other work on the machine skews the timings.
+func loadAverage() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return ""
+	}
+	return strings.Fields(string(b))[0]
 }

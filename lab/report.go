@@ -20,6 +20,7 @@ type report struct {
 	GoVersion, Platform string
 	Cores               int
 	Date                string
+	Load                string // the load average when the lab began, if known
 }
 
 func newReport(steps []*step, elapsed time.Duration) *report {
