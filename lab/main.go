@@ -7,6 +7,7 @@
 //
 //	make lab           # every step: rewrites docs/lab.md and docs/lab/*.svg
 //	make lab STEP=04   # one step: prints its tables, draws bin/lab/svg/04-*.svg
+//	go run ./lab -v    # also prints each request that did not complete, and why
 //
 // Steps are the folders named NN-something. Each is built into bin/lab/; a
 // step that does not build, or does not start, is reported and skipped.
@@ -101,7 +102,10 @@ func fail(format string, args ...any) {
 // findSteps lists the step folders, or the one whose number is only.
 func findSteps(only string) ([]*step, error) {
 	pattern := "[0-9][0-9]-*"
-	if only != "" {
+	switch {
+	case strings.Contains(only, "-"):
+		pattern = only // a whole folder name, such as 04-notifycontext
+	case only != "":
 		pattern = only + "-*"
 	}
 	dirs, err := filepath.Glob(pattern)
