@@ -1,11 +1,11 @@
-package demotest
+package slogline
 
 import (
 	"maps"
 	"testing"
 )
 
-func TestParseLine(t *testing.T) {
+func TestParse(t *testing.T) {
 	for _, tc := range []struct {
 		raw  string
 		want map[string]string // nil: not a slog text line
@@ -22,12 +22,12 @@ func TestParseLine(t *testing.T) {
 		{`msg="unterminated`, nil},
 		{``, nil},
 	} {
-		got := ParseLine(tc.raw)
+		got := Parse(tc.raw)
 		if got.Raw != tc.raw {
-			t.Errorf("ParseLine(%q).Raw = %q", tc.raw, got.Raw)
+			t.Errorf("Parse(%q).Raw = %q", tc.raw, got.Raw)
 		}
 		if !maps.Equal(got.Attrs, tc.want) || (got.Attrs == nil) != (tc.want == nil) {
-			t.Errorf("ParseLine(%q).Attrs = %v, want %v", tc.raw, got.Attrs, tc.want)
+			t.Errorf("Parse(%q).Attrs = %v, want %v", tc.raw, got.Attrs, tc.want)
 		}
 	}
 }
