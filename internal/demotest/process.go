@@ -294,13 +294,17 @@ func (p *Process) WaitListening() {
 	}
 }
 
-// Signal sends sig to the process.
+// Signal sends sig to the process and returns when it was sent. The time
+// is read before the send: read after, it could come late if this
+// goroutine were descheduled, and a program that waited its full deadline
+// would seem to have cut it short.
 func (p *Process) Signal(sig os.Signal) time.Time {
 	p.t.Helper()
+	at := time.Now()
 	if err := p.cmd.Process.Signal(sig); err != nil {
 		p.t.Fatalf("signal %v: %v", sig, err)
 	}
-	return time.Now()
+	return at
 }
 
 // Pid is the process id.

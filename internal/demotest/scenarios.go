@@ -57,7 +57,14 @@ func (s Suite) start(t *testing.T, shutdownTimeout time.Duration) *Process {
 	if shutdownTimeout > 0 && !s.NoShutdownTimeout {
 		args = append(args, "-shutdown-timeout="+shutdownTimeout.String())
 	}
-	return Start(t, args...)
+	p := Start(t, args...)
+	// Every step answers / with its pid. Another answer means another
+	// process holds the port (a test binary of another package that drew
+	// the same one), and the scenario would be checking the wrong program.
+	if r := p.Get("/"); !strings.Contains(r.Body, fmt.Sprintf("pid %d", p.Pid())) {
+		t.Fatalf("%s is not answered by the program under test (pid %d): GET / = %v", p.Addr, p.Pid(), r)
+	}
+	return p
 }
 
 // Run runs every scenario against the step, in parallel, as subtests named
