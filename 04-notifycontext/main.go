@@ -64,6 +64,9 @@ func main() {
 			slog.Error("server failed", "addr", *addr, "err", err)
 		}
 	}()
+	// ListenAndServe binds the port inside the goroutine, so this line can
+	// come before the port is open, or before a line saying it could not
+	// be. To log only once bound, call net.Listen first, as step 02 does.
 	slog.Info("listening", "addr", *addr, "pid", os.Getpid())
 
 	<-ctx.Done()
@@ -76,9 +79,9 @@ func main() {
 
 	// Shutdown does what step 02 did by hand, and more: it closes the
 	// listeners, closes idle keep-alive connections, and waits for the
-	// active ones to finish, until ctx expires.
-	ctx, cancel := context.WithTimeout(context.Background(), *shutdownTimeout)
-	err := srv.Shutdown(ctx)
+	// active ones to finish, until shutdownCtx expires.
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), *shutdownTimeout)
+	err := srv.Shutdown(shutdownCtx)
 	cancel()
 	if err != nil {
 		// The deadline passed with requests still running. Shutdown left

@@ -83,6 +83,9 @@ func main() {
 	// goroutine can always deliver it and end.
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.ListenAndServe() }()
+	// ListenAndServe binds the port inside the goroutine, so this line can
+	// come before the port is open, or just before the error saying it
+	// could not be: the select below hears of that at once.
 	slog.Info("listening", "addr", *addr, "pid", os.Getpid())
 
 	// Wait for whichever comes first. ListenAndServe only returns early if
@@ -102,9 +105,9 @@ func main() {
 
 	// Shutdown does what step 02 did by hand, and more: it closes the
 	// listeners, closes idle keep-alive connections, and waits for the
-	// active ones to finish, until ctx expires.
-	ctx, cancel := context.WithTimeout(context.Background(), *shutdownTimeout)
-	err := srv.Shutdown(ctx)
+	// active ones to finish, until shutdownCtx expires.
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), *shutdownTimeout)
+	err := srv.Shutdown(shutdownCtx)
 	cancel()
 	if err != nil {
 		// The deadline passed with requests still running. Shutdown left

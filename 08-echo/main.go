@@ -74,6 +74,9 @@ func main() {
 	// goroutine can always deliver it and end.
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- e.Start(*addr) }()
+	// e.Start binds the port inside the goroutine, so this line can
+	// come before the port is open, or just before the error saying it
+	// could not be: the select below hears of that at once.
 	slog.Info("listening", "addr", *addr, "pid", os.Getpid())
 
 	// Wait for whichever comes first. e.Start only returns early if it
@@ -91,11 +94,11 @@ func main() {
 	// The cause names the signal: "interrupt signal received".
 	slog.Info("shutdown started", "cause", context.Cause(ctx))
 
-	// e.Shutdown is e.Server.Shutdown: it closes the listener, closes idle
-	// keep-alive connections, and waits for the active ones, until ctx
-	// expires.
-	ctx, cancel := context.WithTimeout(context.Background(), *shutdownTimeout)
-	err := e.Shutdown(ctx)
+	// e.Shutdown shuts down e.TLSServer (never started here, so at once),
+	// then e.Server: it closes the listener, closes idle keep-alive
+	// connections, and waits for the active ones, until shutdownCtx expires.
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), *shutdownTimeout)
+	err := e.Shutdown(shutdownCtx)
 	cancel()
 	if err != nil {
 		// The deadline passed with requests still running. Shutdown left
