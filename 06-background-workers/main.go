@@ -77,8 +77,11 @@ func main() {
 
 	// Catch the signals before anything else: from the moment jobs leave the
 	// spool, a signal must lead to the code that saves them again. The first
-	// starts the shutdown and a second cuts it short; the channel holds both,
-	// however close together they come, so no signal is lost in between.
+	// starts the shutdown and a second cuts it short. The channel holds two,
+	// so a second signal that comes before main reads the first is kept.
+	// (Two identical signals sent at the same instant may still arrive as
+	// one: the kernel and Go's runtime merge a signal that is already
+	// pending.)
 	signals := make(chan os.Signal, 2)
 	signal.Notify(signals, syscall.SIGINT, syscall.SIGTERM)
 
@@ -135,7 +138,7 @@ func main() {
 	// goroutine can always deliver it and end.
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(listener) }()
-	slog.Info("listening", "addr", *addr, "pid", os.Getpid())
+	slog.Info("listening", "addr", listener.Addr().String(), "pid", os.Getpid())
 
 	// The workers run in a GracefulWorker, never on a bare go statement, so
 	// that the shutdown can wait for them, or cancel them.
@@ -159,9 +162,15 @@ func main() {
 
 	// One budget for the whole shutdown. A second signal ends it at once
 	// instead of killing the program, since the unsent jobs must still be
-	// saved. Later signals are ignored: what is left then takes milliseconds.
+	// saved. Then signals get Go's default action again: saving takes
+	// milliseconds, and if a disk hangs, a third signal still ends the
+	// program.
 	hurry, hurried := context.WithCancelCause(context.Background())
-	go func() { hurried(fmt.Errorf("second signal: %v", <-signals)) }()
+	go func() {
+		sig := <-signals
+		signal.Stop(signals)
+		hurried(fmt.Errorf("signal during shutdown: %v", sig))
+	}()
 	budget, cancel := context.WithTimeout(hurry, *shutdownTimeout)
 	defer cancel()
 	var cut error // why the shutdown was cut short, if it was
@@ -195,7 +204,12 @@ func main() {
 	// 3. Then the resources: save what was not sent, close the outbox.
 	if unsent := pool.Unsent(); len(unsent) > 0 {
 		if err := WriteSpool(*spoolPath, unsent); err != nil {
+			// The last place left for them is the log: one line per job,
+			// with all it needs to be sent by hand or queued again.
 			slog.Error("cannot write spool", "count", len(unsent), "err", err)
+			for _, job := range unsent {
+				slog.Error("unsent job", "id", job.ID, "to", job.To, "subject", job.Subject, "body", job.Body)
+			}
 		} else {
 			slog.Warn("jobs spooled", "count", len(unsent), "spool", *spoolPath)
 		}
