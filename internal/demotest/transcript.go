@@ -227,10 +227,23 @@ func (s *Session) Signal(sig syscall.Signal) {
 // how it ended, and fails the test if it does not exit within EventTimeout.
 func (s *Session) WaitExit() Exit {
 	s.t.Helper()
-	e, ok := s.P.AwaitExit(EventTimeout)
-	if !ok {
-		s.t.Fatalf("%s still running %s after the session ended; transcript so far:\n%s", Step(s.t), EventTimeout, s.Transcript())
+	deadline := time.NewTimer(EventTimeout)
+	defer deadline.Stop()
+	// Take in each line as it comes, so that live mode shows it when the
+	// program wrote it; the transcript is the same either way.
+	for !s.P.HasExited() {
+		s.P.mu.Lock()
+		grew := s.P.grew
+		s.P.mu.Unlock()
+		s.addLogged(s.P.Lines())
+		select {
+		case <-grew:
+		case <-s.P.exited:
+		case <-deadline.C:
+			s.t.Fatalf("%s still running %s after the session ended; transcript so far:\n%s", Step(s.t), EventTimeout, s.Transcript())
+		}
 	}
+	e := s.P.exit
 	s.addLogged(s.P.Lines())
 	s.record("exit", e.String())
 	return e
