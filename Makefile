@@ -53,6 +53,7 @@ demo-%: ## one terminal: start step NN, send a slow request, then SIGTERM, and n
 	@test -n "$(call step_dir,$*)" || { echo "no step $* (steps: $(STEPS))"; exit 2; }
 	@go test -c -o bin/$(call step_dir,$*).test ./$(call step_dir,$*)
 	@cd $(call step_dir,$*) && DEMOTEST_LIVE=1 ../bin/$(call step_dir,$*).test -test.run '^TestTranscripts$$'
+	@echo "(PASS: every session went as the step's README shows it)"
 
 .PHONY: lab
 lab: ## every step under the same load and signals: rewrites docs/lab.md and its pictures (STEP=NN: one step, docs untouched)
