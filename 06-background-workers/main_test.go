@@ -1,8 +1,10 @@
 package main
 
 import (
+	"bufio"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -45,6 +47,52 @@ func TestDrainSendsEveryAcceptedJob(t *testing.T) {
 	// while HTTP had already stopped.
 	if after := sentAfter(p, "http stopped"); after == 0 {
 		t.Errorf("no email was sent after HTTP stopped: the test did not exercise the drain")
+	}
+}
+
+// TestPostInFlightAtSignalIsAccepted: HTTP stops before the queue closes.
+// A POST whose handler is running when SIGTERM arrives still gets its 202,
+// and its email is sent in the drain; closing the queue first would turn
+// it away with a 503.
+func TestPostInFlightAtSignalIsAccepted(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	p := demotest.Start(t, append(files(dir), "-send-time", "10ms")...)
+	conn, err := net.Dial("tcp", p.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	body := `{"to":["late@example.com"],"subject":"in flight","body":"Hi."}`
+	// With Expect: 100-continue, the server sends "100 Continue" when the
+	// handler first reads the body. Once that arrives, the handler is
+	// running, waiting for a body the client has not sent yet.
+	fmt.Fprintf(conn, "POST /emails HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\n"+
+		"Content-Length: %d\r\nExpect: 100-continue\r\n\r\n", len(body))
+	reader := bufio.NewReader(conn)
+	if resp, err := http.ReadResponse(reader, nil); err != nil || resp.StatusCode != http.StatusContinue {
+		t.Fatalf("want 100 Continue, got %v, %v", resp, err)
+	}
+	p.Signal(syscall.SIGTERM)
+	p.WaitLog("shutdown started")
+	fmt.Fprint(conn, body)
+	resp, err := http.ReadResponse(reader, nil)
+	if err != nil {
+		t.Fatalf("the in-flight POST got no answer: %v", err)
+	}
+	answer, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusAccepted {
+		t.Errorf("the POST in flight at the signal got %d %q, want 202", resp.StatusCode, answer)
+	}
+	if exit := p.WaitExit(); exit.Code != 0 {
+		t.Errorf("%s, want exit status 0", exit)
+	}
+	var sent []string
+	for _, job := range readJobs(t, filepath.Join(dir, "outbox.jsonl")) {
+		sent = append(sent, job.To)
+	}
+	if !slices.Equal(sent, []string{"late@example.com"}) {
+		t.Errorf("the outbox holds %q, want the in-flight POST's one email", sent)
 	}
 }
 
