@@ -259,6 +259,40 @@ func TestTakenPortKeepsTheSpool(t *testing.T) {
 	}
 }
 
+// TestUnwritableSpoolLogsEachJob: when the spool cannot be written at exit
+// (here its path has become a folder), the unsent jobs are not dropped in
+// silence: each is logged whole, as the last place left for it.
+func TestUnwritableSpoolLogsEachJob(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	p := demotest.Start(t, append(files(dir), "-workers", "1", "-send-time", "20s", "-shutdown-timeout", "200ms")...)
+	ids := accept(t, p, recipients("unwritable", 3)...)
+	// The spool was read and cleared at start; a non-empty folder in its
+	// place now makes the rename at exit fail.
+	if err := os.MkdirAll(filepath.Join(dir, "spool.jsonl", "in-the-way"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	p.WaitLog("email sending")
+	p.Signal(syscall.SIGTERM)
+	if exit := p.WaitExit(); exit.Code != 1 {
+		t.Errorf("%s, want exit status 1", exit)
+	}
+	if _, ok := p.Logged("cannot write spool"); !ok {
+		t.Fatal(`"cannot write spool" was not logged`)
+	}
+	var logged []string
+	for _, line := range p.Lines() {
+		if line.Msg() == "unsent job" {
+			logged = append(logged, line.Attr("id"))
+		}
+	}
+	slices.Sort(logged)
+	slices.Sort(ids)
+	if !slices.Equal(logged, ids) {
+		t.Errorf("unsent job lines name %v, want every accepted job %v", logged, ids)
+	}
+}
+
 // TestBadFlags: a value the program cannot work with stops it before it
 // starts, with exit status 2 and one line naming the flag.
 func TestBadFlags(t *testing.T) {
