@@ -1,0 +1,355 @@
+// Package proc runs a step's program as a child process and watches it: the
+// lines it writes, parsed as slog text; when it logs a given line; when its
+// port answers; how and when it exits. It is kept free of the testing
+// package so that both the test harness (internal/demotest) and the lab
+// program (lab/) run their children with it.
+package proc
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"os"
+	"os/exec"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/gracefulgo/walkthrough/internal/slogline"
+)
+
+// EventTimeout bounds every wait for something the program should do soon:
+// a log line, an exit, a port answering. Waits end at the event, not at this
+// bound; it only keeps a broken program from hanging its caller.
+const EventTimeout = 5 * time.Second
+
+// FreeAddr returns a loopback address whose port was free a moment ago.
+//
+// The port comes from below the kernel's ephemeral range (32768-60999 on
+// Linux, 49152-65535 on macOS), where client connections and ":0"
+// listeners get theirs, so that no parallel test's dial or port-in-use
+// listener can take it between now and the program's bind. A process
+// (a test binary, the lab) starts at a random port and never hands out the
+// same one twice.
+func FreeAddr() (string, error) {
+	const low, high = 20000, 32768
+	freePorts.Lock()
+	defer freePorts.Unlock()
+	if freePorts.next == 0 {
+		freePorts.next = low + rand.IntN(high-low)
+	}
+	for range high - low {
+		port := freePorts.next
+		if freePorts.next++; freePorts.next == high {
+			freePorts.next = low
+		}
+		ln, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
+		if err != nil {
+			continue // taken: try the next one
+		}
+		addr := ln.Addr().String()
+		ln.Close()
+		return addr, nil
+	}
+	return "", fmt.Errorf("no free loopback port from %d to %d", low, high-1)
+}
+
+// freePorts is the next port FreeAddr tries.
+var freePorts struct {
+	sync.Mutex
+	next int
+}
+
+// Process is a running program.
+type Process struct {
+	cmd  *exec.Cmd
+	Addr string // where it was told to listen
+
+	mu    sync.Mutex
+	lines []slogline.Line
+	grew  chan struct{} // closed and replaced whenever a line arrives
+
+	done chan struct{} // closed once the process has exited and its lines are read
+	exit Exit
+}
+
+// Exit is how a process ended.
+type Exit struct {
+	Code   int            // exit code; -1 when a signal killed it
+	Signal syscall.Signal // the signal that killed it, or 0
+	At     time.Time      // when it exited
+	Err    error          // why the status is unknown, in the rare case it is
+}
+
+func (e Exit) String() string {
+	switch {
+	case e.Err != nil:
+		return "unknown: " + e.Err.Error()
+	case e.Signal != 0:
+		return "killed by " + SignalName(e.Signal)
+	}
+	return fmt.Sprintf("exit status %d", e.Code)
+}
+
+// SignalName is the name kill(1) and the C headers use, such as SIGTERM.
+func SignalName(s syscall.Signal) string {
+	switch s {
+	case syscall.SIGINT:
+		return "SIGINT"
+	case syscall.SIGTERM:
+		return "SIGTERM"
+	case syscall.SIGKILL:
+		return "SIGKILL"
+	}
+	return s.String()
+}
+
+// Start starts cmd with -addr addr before its other arguments, so that the
+// program listens on addr, and returns at once. The program's stdout and
+// stderr are read as lines; its environment gets GORACE=atexit_sleep_ms=0.
+func Start(addr string, cmd *exec.Cmd) (*Process, error) {
+	cmd.Args = slices.Insert(cmd.Args, 1, "-addr", addr)
+	// A program built with -race sleeps a second at exit, waiting for late
+	// race reports, unless told not to; that second would be measured as
+	// part of every shutdown.
+	cmd.Env = append(cmd.Environ(), "GORACE=atexit_sleep_ms=0 "+os.Getenv("GORACE"))
+	// The program writes into one pipe whose writing end is an *os.File, so
+	// Wait returns the moment the process exits (it does not also wait for
+	// a copying goroutine) and the exit time is the exit time. The lines of
+	// both streams keep the order the program wrote them in.
+	r, w, err := os.Pipe()
+	if err != nil {
+		return nil, err
+	}
+	cmd.Stdout, cmd.Stderr = w, w
+	if err := cmd.Start(); err != nil {
+		r.Close()
+		w.Close()
+		return nil, err
+	}
+	w.Close() // the child holds its own copy: the pipe ends when the child does
+	p := &Process{cmd: cmd, Addr: addr, grew: make(chan struct{}), done: make(chan struct{})}
+	read := make(chan struct{})
+	go func() {
+		p.read(r)
+		close(read)
+	}()
+	go func() {
+		err := cmd.Wait()
+		exit := exitOf(cmd.ProcessState, err)
+		// The process counts as exited only once every line it wrote has
+		// been read, so that a wait for a line can give up at the exit.
+		// The pipe reaches its end as the process exits: this waits
+		// microseconds, and the exit time above is not moved.
+		<-read
+		p.exit = exit
+		close(p.done)
+	}()
+	return p, nil
+}
+
+func exitOf(ps *os.ProcessState, err error) Exit {
+	e := Exit{Code: ps.ExitCode(), At: time.Now()}
+	if ps == nil {
+		e.Err = err
+		return e
+	}
+	if ws, ok := ps.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+		e.Signal = ws.Signal()
+	}
+	return e
+}
+
+func (p *Process) read(r *os.File) {
+	defer r.Close()
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 64*1024), 1024*1024)
+	for sc.Scan() {
+		line := slogline.Parse(sc.Text())
+		line.At = time.Now()
+		p.mu.Lock()
+		p.lines = append(p.lines, line)
+		close(p.grew)
+		p.grew = make(chan struct{})
+		p.mu.Unlock()
+	}
+}
+
+// Watch returns the lines written so far, to read but not to modify, and a
+// channel that is closed when the next one arrives.
+func (p *Process) Watch() (lines []slogline.Line, grew <-chan struct{}) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.lines[:len(p.lines):len(p.lines)], p.grew
+}
+
+// Lines returns a copy of the lines written so far.
+func (p *Process) Lines() []slogline.Line {
+	lines, _ := p.Watch()
+	return append([]slogline.Line(nil), lines...)
+}
+
+// Output is everything the program wrote so far, one line per line.
+func (p *Process) Output() string {
+	var b strings.Builder
+	for _, l := range p.Lines() {
+		b.WriteString(l.Raw)
+		b.WriteByte('\n')
+	}
+	return b.String()
+}
+
+// Logged returns the first line with the given msg, if there is one yet.
+func (p *Process) Logged(msg string) (slogline.Line, bool) {
+	lines, _ := p.Watch()
+	for _, l := range lines {
+		if l.Msg() == msg {
+			return l, true
+		}
+	}
+	return slogline.Line{}, false
+}
+
+// Count is how many lines with the given msg were written so far.
+func (p *Process) Count(msg string) int {
+	lines, _ := p.Watch()
+	n := 0
+	for _, l := range lines {
+		if l.Msg() == msg {
+			n++
+		}
+	}
+	return n
+}
+
+// ErrNotLogged is returned by [Process.LoggedBefore] when a line is missing.
+var ErrNotLogged = errors.New("not logged")
+
+// LoggedBefore reports whether the first line with msg a came before the
+// first line with msg b. Both must have been logged.
+func (p *Process) LoggedBefore(a, b string) (bool, error) {
+	ia, ib := -1, -1
+	lines, _ := p.Watch()
+	for i, l := range lines {
+		if ia < 0 && l.Msg() == a {
+			ia = i
+		}
+		if ib < 0 && l.Msg() == b {
+			ib = i
+		}
+	}
+	switch {
+	case ia < 0:
+		return false, fmt.Errorf("%q %w", a, ErrNotLogged)
+	case ib < 0:
+		return false, fmt.Errorf("%q %w", b, ErrNotLogged)
+	}
+	return ia < ib, nil
+}
+
+// AwaitLog waits up to timeout for a line with the given msg. It reports
+// false if the process exits or the time runs out first.
+func (p *Process) AwaitLog(msg string, timeout time.Duration) (slogline.Line, bool) {
+	return p.AwaitLogN(msg, 1, timeout)
+}
+
+// AwaitLogN waits up to timeout for the nth line with the given msg. It
+// reports false if the process exits or the time runs out first.
+func (p *Process) AwaitLogN(msg string, n int, timeout time.Duration) (slogline.Line, bool) {
+	deadline := time.NewTimer(timeout)
+	defer deadline.Stop()
+	seen, found := 0, 0
+	for exited := false; ; {
+		lines, grew := p.Watch()
+		for ; seen < len(lines); seen++ {
+			if lines[seen].Msg() == msg {
+				if found++; found == n {
+					return lines[seen], true
+				}
+			}
+		}
+		if exited {
+			return slogline.Line{}, false
+		}
+		select {
+		case <-grew:
+		case <-p.done:
+			exited = true // every line is in now: look once more
+		case <-deadline.C:
+			return slogline.Line{}, false
+		}
+	}
+}
+
+// AwaitAnswer waits up to timeout for the program's port to accept a
+// connection: a program may log that it listens before it has bound the
+// port. It gives up early if the process exits.
+func (p *Process) AwaitAnswer(timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		c, err := net.Dial("tcp", p.Addr)
+		if err == nil {
+			c.Close()
+			return nil
+		}
+		if time.Now().After(deadline) || p.HasExited() {
+			return fmt.Errorf("%s does not answer: %v", p.Addr, err)
+		}
+		time.Sleep(5 * time.Millisecond) // poll interval while waiting for the port
+	}
+}
+
+// Signal sends sig to the process and returns when it was sent. The time
+// is read before the send: read after, it could come late if this
+// goroutine were descheduled, and a program that waited its full deadline
+// would seem to have cut it short.
+func (p *Process) Signal(sig os.Signal) (time.Time, error) {
+	at := time.Now()
+	return at, p.cmd.Process.Signal(sig)
+}
+
+// Pid is the process id.
+func (p *Process) Pid() int { return p.cmd.Process.Pid }
+
+// Done returns a channel that is closed once the process has exited and
+// every line it wrote has been read.
+func (p *Process) Done() <-chan struct{} { return p.done }
+
+// Exited reports how the process ended, and false while it runs.
+func (p *Process) Exited() (Exit, bool) {
+	select {
+	case <-p.done:
+		return p.exit, true
+	default:
+		return Exit{}, false
+	}
+}
+
+// HasExited reports whether the process has exited.
+func (p *Process) HasExited() bool {
+	_, ok := p.Exited()
+	return ok
+}
+
+// AwaitExit waits up to timeout for the process to exit.
+func (p *Process) AwaitExit(timeout time.Duration) (Exit, bool) {
+	select {
+	case <-p.done:
+		return p.exit, true
+	case <-time.After(timeout):
+		return Exit{}, false
+	}
+}
+
+// Kill kills the process unless it has exited, and waits until it has.
+func (p *Process) Kill() {
+	if !p.HasExited() {
+		p.cmd.Process.Kill()
+	}
+	<-p.done
+}
