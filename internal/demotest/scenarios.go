@@ -325,7 +325,7 @@ func checkSecondSignal(t *testing.T, s Suite) error {
 	if _, ok := p.AwaitLog("shutdown started", EventTimeout); !ok {
 		return fmt.Errorf("no graceful shutdown began on the first signal (%s)", p.state())
 	}
-	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+	if _, err := p.Process.Signal(syscall.SIGTERM); err != nil {
 		return fmt.Errorf("second signal: %v", err)
 	}
 	exit, ok := p.AwaitExit(patience)

@@ -14,6 +14,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/gracefulgo/walkthrough/internal/proc"
 )
 
 // Transcripts: what a user would see in two terminals, recorded from a real
@@ -159,9 +161,7 @@ func (s *Session) Expect(msg string) bool {
 	deadline := time.NewTimer(EventTimeout)
 	defer deadline.Stop()
 	for exited := false; ; {
-		s.P.mu.Lock()
-		grew, lines := s.P.grew, s.P.lines[:len(s.P.lines):len(s.P.lines)]
-		s.P.mu.Unlock()
+		lines, grew := s.P.Watch()
 		for i := s.logged; i < len(lines); i++ {
 			if lines[i].Msg() == msg {
 				s.addLogged(lines[:i+1])
@@ -173,7 +173,7 @@ func (s *Session) Expect(msg string) bool {
 		}
 		select {
 		case <-grew:
-		case <-s.P.exited:
+		case <-s.P.Done():
 			exited = true // every line is in now: look once more
 		case <-deadline.C:
 			return false
@@ -218,7 +218,7 @@ func describeResponse(r Response) string {
 // Signal sends sig to the program, as kill -TERM or Ctrl+C would.
 func (s *Session) Signal(sig syscall.Signal) {
 	s.t.Helper()
-	name := strings.TrimPrefix(signalName(sig), "SIG")
+	name := strings.TrimPrefix(proc.SignalName(sig), "SIG")
 	s.record("you", fmt.Sprintf("kill -%s %d", name, s.P.Pid()))
 	s.P.Signal(sig)
 }
@@ -232,18 +232,16 @@ func (s *Session) WaitExit() Exit {
 	// Take in each line as it comes, so that live mode shows it when the
 	// program wrote it; the transcript is the same either way.
 	for !s.P.HasExited() {
-		s.P.mu.Lock()
-		grew := s.P.grew
-		s.P.mu.Unlock()
-		s.addLogged(s.P.Lines())
+		lines, grew := s.P.Watch()
+		s.addLogged(lines)
 		select {
 		case <-grew:
-		case <-s.P.exited:
+		case <-s.P.Done():
 		case <-deadline.C:
 			s.t.Fatalf("%s still running %s after the session ended; transcript so far:\n%s", Step(s.t), EventTimeout, s.Transcript())
 		}
 	}
-	e := s.P.exit
+	e, _ := s.P.Exited()
 	s.addLogged(s.P.Lines())
 	s.record("exit", e.String())
 	return e
