@@ -59,9 +59,6 @@ func fakeStep() {
 
 func TestRunScenario(t *testing.T) {
 	t.Setenv(fakeStepEnv, "1")
-	// Built with -race, the child would sleep a second at exit waiting for
-	// late race reports: that second would be in every exit time.
-	t.Setenv("GORACE", "atexit_sleep_ms=0 "+os.Getenv("GORACE"))
 	s := &step{Name: "00-fake", Bin: os.Args[0], HasShutdownTimeout: true}
 	byName := map[string]scenario{}
 	for _, sc := range scenarios {

@@ -5,7 +5,10 @@ import (
 	"fmt"
 	"os"
 	"sync"
+	"syscall"
 	"time"
+
+	"github.com/gracefulgo/walkthrough/internal/proc"
 )
 
 // A scenario is a load put on a step, with a SIGTERM sent at a chosen
@@ -66,7 +69,7 @@ func driveInFlight(p *process, signal func()) ([]Request, error) {
 	var wg sync.WaitGroup
 	for i := range inFlightCount {
 		wg.Go(func() {
-			c := client{addr: p.addr, lane: i}
+			c := client{addr: p.Addr, lane: i}
 			requests[i] = c.get("/slow?d=" + inFlightDelay)
 			c.close()
 		})
@@ -86,7 +89,7 @@ func driveLoad(p *process, signal func()) ([]Request, error) {
 			// Spread the clients over one request's time, so that at any
 			// moment most connections have a request in flight.
 			time.Sleep(time.Duration(i) * loadStagger)
-			c := client{addr: p.addr, lane: i}
+			c := client{addr: p.Addr, lane: i}
 			defer c.close()
 			for range maxPerClient {
 				r := c.get("/slow?d=" + loadDelay)
@@ -112,7 +115,7 @@ func driveDeadline(p *process, signal func()) ([]Request, error) {
 	var wg sync.WaitGroup
 	for i, d := range []string{longDelay, shortDelay} {
 		wg.Go(func() {
-			c := client{addr: p.addr, lane: i}
+			c := client{addr: p.Addr, lane: i}
 			requests[i] = c.get("/slow?d=" + d)
 			c.close()
 		})
@@ -124,7 +127,7 @@ func driveDeadline(p *process, signal func()) ([]Request, error) {
 }
 
 func driveIdle(p *process, signal func()) ([]Request, error) {
-	c := client{addr: p.addr}
+	c := client{addr: p.Addr}
 	r := c.get("/")
 	if c.conn == nil {
 		signal()
@@ -154,7 +157,7 @@ func runScenario(s *step, sc scenario) Run {
 		run.Err = fmt.Errorf("did not start: %w", err)
 		return run
 	}
-	defer p.kill()
+	defer p.Kill()
 
 	// signal sends SIGTERM, then probes the listener and watches for the
 	// exit while the scenario's clients wait for their answers. Should the
@@ -166,12 +169,12 @@ func runScenario(s *step, sc scenario) Run {
 	signaled := false
 	signal := func() {
 		signaled = true
-		run.Signal, signalErr = p.signal()
+		run.Signal, signalErr = p.Signal(syscall.SIGTERM)
 		go func() {
-			run.ListenerOpen, run.ListenerClosed = probeListener(dialer(p.addr), p.loggedOrExited("shutdown started"), stopProbe)
+			run.ListenerOpen, run.ListenerClosed = probeListener(dialer(p.Addr), p.loggedOrExited("shutdown started"), stopProbe)
 			close(probed)
 		}()
-		go func() { watched <- p.awaitExit(sc.ShutdownTimeout + startTimeout) }()
+		go func() { watched <- p.awaitExit(sc.ShutdownTimeout + proc.EventTimeout) }()
 	}
 	requests, driveErr := sc.drive(p, signal)
 	if !signaled {
@@ -182,12 +185,13 @@ func runScenario(s *step, sc scenario) Run {
 	// ends by itself; stop is for a port someone else took in the meantime.
 	select {
 	case <-probed:
-	case <-time.After(startTimeout):
+	case <-time.After(proc.EventTimeout):
 		close(stopProbe)
 		<-probed
 	}
 	run.Requests = requests
-	run.Exit, run.ExitStatus = p.exitAt, p.exitStatus
+	exit, _ := p.Exited()
+	run.Exit, run.ExitStatus = exit.At, exitStatus(exit)
 	run.ShutdownLogged = p.firstLogged("shutdown started")
 	if run.ListenerClosed.IsZero() {
 		run.ListenerClosed = run.Exit
