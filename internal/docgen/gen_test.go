@@ -1,8 +1,6 @@
 package main
 
 import (
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -27,8 +25,7 @@ func (t *T) M() {}
 
 // sampleRoot is a repository of two small files.
 func sampleRoot(t *testing.T) string {
-	root := t.TempDir()
-	for name, text := range map[string]string{
+	return writeFiles(t, map[string]string{
 		"a/main.go":  sampleGo,
 		"a/out.txt":  "line one\n```\nline three\n",
 		"b/main.go":  strings.Replace(sampleGo, `"hello"`, `"hi"`, 1),
@@ -36,16 +33,7 @@ func sampleRoot(t *testing.T) string {
 		"docs/ok.md": "[a](x.md#two-words-1) [b](../a/main.go#L3) [c](#here) [d](/a/) [e](https://example.com/#nope) `[f](missing.md)`\n\n## Here\n",
 		"docs/bad.md": "[a](missing.md)\n\n[b](x.md#nope) [c](../../outside)\n\n```\n[d](in-a-fence.md)\n```\n" +
 			"[e]: x.md#setext\n[f]: x.md#custom\n",
-	} {
-		p := filepath.Join(root, filepath.FromSlash(name))
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(p, []byte(text), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return root
+	})
 }
 
 func TestExpand(t *testing.T) {
