@@ -298,55 +298,6 @@ func TestBackgroundGoroutinesNotDrained(t *testing.T) {
 	}
 }
 
-// TestNoReadHeaderTimeout: a client that connects and sends nothing (or
-// only part of its headers) keeps its connection in StateNew. Shutdown
-// treats such a connection as busy until it is over five seconds old
-// (golang/go#22682), so without ReadHeaderTimeout every stalled client holds
-// the shutdown for five to six seconds, and holds a goroutine and a file
-// descriptor for as long as it likes while the server runs. The test runs
-// on synctest's fake clock and reports how long the drain took.
-func TestNoReadHeaderTimeout(t *testing.T) {
-	for _, tc := range []struct {
-		readHeaderTimeout time.Duration
-		atLeast, below    time.Duration
-	}{
-		{0, 5 * time.Second, 7 * time.Second},
-		{2 * time.Second, 2 * time.Second, 3 * time.Second},
-	} {
-		t.Run("ReadHeaderTimeout="+tc.readHeaderTimeout.String(), func(t *testing.T) {
-			synctest.Test(t, func(t *testing.T) {
-				ln := newPipeListener()
-				accepted := make(chan struct{}, 1)
-				srv := &http.Server{
-					Handler:           http.NotFoundHandler(),
-					ReadHeaderTimeout: tc.readHeaderTimeout,
-					ConnState: func(_ net.Conn, state http.ConnState) {
-						if state == http.StateNew {
-							accepted <- struct{}{}
-						}
-					},
-				}
-				go srv.Serve(ln)
-				client := ln.dial()
-				defer client.Close()
-				go io.WriteString(client, "GET / HTTP/1.1\r\n") // and then nothing
-				<-accepted
-				synctest.Wait()
-
-				start := time.Now()
-				if err := srv.Shutdown(context.Background()); err != nil {
-					t.Fatal(err)
-				}
-				took := time.Since(start)
-				t.Logf("the stalled client held Shutdown for %s", took)
-				if took < tc.atLeast || took >= tc.below {
-					t.Errorf("Shutdown took %s, want from %s to %s", took, tc.atLeast, tc.below)
-				}
-			})
-		})
-	}
-}
-
 // TestHijackedConnectionIgnoredByShutdown: once a handler hijacks its
 // connection (as WebSocket libraries do), the server forgets it. Shutdown
 // returns without closing it or waiting for it, and the program exits
