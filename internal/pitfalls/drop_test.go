@@ -124,7 +124,7 @@ func TestConnectionCloseDuringShutdown(t *testing.T) {
 	await(t, slow.started, "the request to start")
 	shutdownDone := s.shutdownAsync(context.Background())
 	await(t, s.serveErr, "Serve to return") // the flag is set
-	close(slow.release)                      // the handler writes its header now
+	close(slow.release)                     // the handler writes its header now
 	during := await(t, resp, "the answer written during the drain")
 	if during.Err != nil || !during.Close {
 		t.Errorf("answer written during Shutdown: %+v; want 200 with Connection: close", during)
