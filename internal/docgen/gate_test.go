@@ -83,3 +83,21 @@ func firstDifference(old, new string) string {
 	}
 	return ""
 }
+
+func TestTranslationsFollowTheirOriginals(t *testing.T) {
+	root, err := FindRoot(".")
+	if err != nil {
+		t.Fatal(err)
+	}
+	files, err := MarkdownFiles(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	problems, err := CheckTranslations(root, files)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range problems {
+		t.Error(p)
+	}
+}
