@@ -58,9 +58,8 @@ func init() {
 	programs["shutdown-with-background-context"] = shutdownWithBackgroundContext
 }
 
-// shutdownWithSignalContext is the snippet: it shadows ctx, the signal
-// context, with a timeout derived from it, after the signal has cancelled
-// it.
+// shutdownWithSignalContext is the snippet: once the signal has cancelled
+// ctx, it makes the deadline from ctx, and reuses the name for it.
 func shutdownWithSignalContext(addr string) {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
