@@ -32,9 +32,10 @@ import (
 // those that passed that check before: their connection reported
 // StateActive first (the hook runs before the check), and reports
 // StateIdle or StateClosed only once the response is written. Counting new
-// connections too is what the issue asked and costs nothing here: with
-// ReadHeaderTimeout set, a connection that sends nothing is dropped as it
-// would hold Shutdown.
+// connections as busy too is the cautious side: the drain waits for a
+// client that has connected and not yet sent its request as long as
+// Shutdown would (until ReadHeaderTimeout drops it), although that request
+// would not be served.
 type quickDrain struct {
 	srv *http.Server
 
