@@ -266,37 +266,6 @@ func TestConnStateCountingRequests(t *testing.T) {
 	}
 }
 
-// TestBackgroundGoroutinesNotDrained: Shutdown waits for connections, not
-// for goroutines that handlers start. A handler that answers 202 and sends
-// the email in a goroutine has finished as far as Shutdown knows; Shutdown
-// returns, main exits, and the email is never sent.
-func TestBackgroundGoroutinesNotDrained(t *testing.T) {
-	jobStarted, jobRelease, jobDone := make(chan struct{}), make(chan struct{}), make(chan struct{})
-	s := startServer(t, &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		go func() { // the email send, untracked
-			close(jobStarted)
-			<-jobRelease
-			close(jobDone)
-		}()
-		w.WriteHeader(http.StatusAccepted)
-	})})
-	defer close(jobRelease)
-	if r := demotest.AwaitResponse(s.get("/"), demotest.EventTimeout); r.Err != nil || r.Status != http.StatusAccepted {
-		t.Fatalf("GET / = %v, want 202", r)
-	}
-	await(t, jobStarted, "the background job to start")
-	ctx, cancel := context.WithTimeout(context.Background(), demotest.EventTimeout)
-	defer cancel()
-	if err := s.Shutdown(ctx); err != nil {
-		t.Fatalf("Shutdown: %v", err)
-	}
-	select {
-	case <-jobDone:
-		t.Error("the background job finished before Shutdown returned; Shutdown does not wait for it")
-	default:
-		// Shutdown is done, the job is not: exiting now loses it.
-	}
-}
 
 // TestHijackedConnectionIgnoredByShutdown: once a handler hijacks its
 // connection (as WebSocket libraries do), the server forgets it. Shutdown
