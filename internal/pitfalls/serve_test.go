@@ -266,7 +266,6 @@ func TestConnStateCountingRequests(t *testing.T) {
 	}
 }
 
-
 // TestHijackedConnectionIgnoredByShutdown: once a handler hijacks its
 // connection (as WebSocket libraries do), the server forgets it. Shutdown
 // returns without closing it or waiting for it, and the program exits
