@@ -57,6 +57,13 @@ func main() {
 	outboxPath := flag.String("outbox", "data/outbox.jsonl", "file each sent email is appended to")
 	spoolPath := flag.String("spool", "data/spool.jsonl", "file the unsent emails are saved to at exit and queued from at start")
 	flag.Parse()
+	// Parse stops at the first word that is not a flag: a word left over is
+	// a mistyped flag, and the flags after it were never read.
+	if flag.NArg() > 0 {
+		fmt.Fprintf(os.Stderr, "%q is not a flag (flags start with -, as in -addr :8080)\n", flag.Arg(0))
+		flag.Usage()
+		os.Exit(2)
+	}
 	var problem string
 	switch {
 	case *shutdownTimeout <= 0:
