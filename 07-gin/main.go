@@ -140,8 +140,15 @@ func main() {
 func logRequests(c *gin.Context) {
 	start := time.Now()
 	c.Next()
+	status := c.Writer.Status()
+	if !c.Writer.Written() && c.Request.Context().Err() != nil {
+		// Nothing was written and the connection is gone (the client left,
+		// or Close cut it at the deadline): the client saw no answer, not
+		// the 200 that gin reports for a handler that wrote nothing.
+		status = 0
+	}
 	slog.Info("request", "method", c.Request.Method, "path", c.Request.URL.Path,
-		"status", c.Writer.Status(), "took", time.Since(start).Round(time.Millisecond))
+		"status", status, "took", time.Since(start).Round(time.Millisecond))
 }
 
 // home answers at once, naming the step and the process that answered.

@@ -135,8 +135,16 @@ func logRequests(next echo.HandlerFunc) echo.HandlerFunc {
 		if err := next(c); err != nil {
 			c.Error(err)
 		}
+		status := c.Response().Status
+		if !c.Response().Committed && c.Request().Context().Err() != nil {
+			// Nothing was written and the connection is gone (the client
+			// left, or Close cut it at the deadline): the client saw no
+			// answer, not the 200 that echo reports for a handler that
+			// wrote nothing.
+			status = 0
+		}
 		slog.Info("request", "method", c.Request().Method, "path", c.Request().URL.Path,
-			"status", c.Response().Status, "took", time.Since(start).Round(time.Millisecond))
+			"status", status, "took", time.Since(start).Round(time.Millisecond))
 		return nil
 	}
 }
