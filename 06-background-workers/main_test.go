@@ -502,3 +502,32 @@ func oneLine(s string) bool {
 	s = strings.TrimSpace(s)
 	return s != "" && !strings.Contains(s, "\n")
 }
+
+// TestBodyCutShortGets400: a body that ends before its Content-Length (the
+// client stopped sending, here with a half-close that still lets it read)
+// gets 400 and a log line, not an implicit 200.
+func TestBodyCutShortGets400(t *testing.T) {
+	t.Parallel()
+	p := demotest.Start(t, files(t.TempDir())...)
+	conn, err := p.Dial()
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := emailBody("cut@example.com")
+	fmt.Fprintf(conn, "POST /emails HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s", len(body), body[:len(body)/2])
+	if err := conn.Conn.(*net.TCPConn).CloseWrite(); err != nil {
+		t.Fatal(err)
+	}
+	conn.SetReadDeadline(time.Now().Add(demotest.EventTimeout))
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatalf("the cut POST got no answer: %v", err)
+	}
+	answer, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusBadRequest || !oneLine(string(answer)) {
+		t.Errorf("the cut POST got %d %q, want 400 with a one-line reason", resp.StatusCode, answer)
+	}
+	if line := p.WaitLog("cannot read body"); line.Attr("status") != "400" {
+		t.Errorf("logged %q, want status=400", line.Raw)
+	}
+}
