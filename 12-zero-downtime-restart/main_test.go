@@ -1,6 +1,7 @@
 package main
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/gracefulgo/walkthrough/internal/demotest"
@@ -14,4 +15,19 @@ func TestMain(m *testing.M) { demotest.Main(m, main) }
 func TestScenarios(t *testing.T) {
 	t.Parallel()
 	demotest.Suite{}.Run(t)
+}
+
+// TestBadCommandLine: a stray word or a bad flag value stops the program
+// before it starts, with exit status 2 and the usage.
+func TestBadCommandLine(t *testing.T) {
+	t.Parallel()
+	for _, args := range [][]string{{"serve"}, {"-upgrade-timeout", "0s"}, {"-shutdown-timeout", "-1s"}} {
+		p := demotest.StartAt(t, demotest.FreeAddr(t), args...)
+		if exit := p.WaitExit(); exit.Code != 2 {
+			t.Errorf("%q: %s, want exit status 2", args, exit)
+		}
+		if args[0] == "serve" && !strings.Contains(p.Output(), "-pid-file") {
+			t.Errorf("%q: the output does not show the usage:\n%s", args, p.Output())
+		}
+	}
 }

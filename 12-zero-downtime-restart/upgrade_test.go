@@ -8,6 +8,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/gracefulgo/walkthrough/internal/demotest"
 )
@@ -34,7 +35,8 @@ func TestThreeUpgradesUnderLoad(t *testing.T) {
 		if !load.AwaitAnsweredBy(pid, demotest.EventTimeout) {
 			t.Fatalf("upgrade %d: the load was never answered by pid %d", upgrade, pid)
 		}
-		slow := tree.GetAsync("/slow?d=300ms")
+		// Longer than keepAliveGrace, so that Shutdown is what drains it.
+		slow := tree.GetAsync("/slow?d=" + (keepAliveGrace + 200*time.Millisecond).String())
 		tree.WaitLog(pid, "slow request started")
 		newPid := upgradeOnce(t, tree, pid, upgrade+1)
 		if exit := tree.WaitExit(pid); exit.Code != 0 {
@@ -44,7 +46,11 @@ func TestThreeUpgradesUnderLoad(t *testing.T) {
 			t.Errorf("upgrade %d: the slow request in flight at SIGHUP got %v, want 200", upgrade, r)
 		}
 		tree.WaitLog(pid, "slow request finished") // on the old process, not cut
-		tree.WaitLog(pid, "shutdown finished")
+		if line, ok := tree.AwaitLog(pid, "shutdown finished", demotest.EventTimeout); ok {
+			if took, err := time.ParseDuration(line.Attr("took")); err != nil || took < keepAliveGrace {
+				t.Errorf("upgrade %d: shutdown finished took=%s, want more than keepAliveGrace: the slow request was not drained by Shutdown", upgrade, line.Attr("took"))
+			}
+		}
 		if got := readPidFile(t, pidFile); got != newPid {
 			t.Errorf("upgrade %d: the PID file names %d, want the new process %d", upgrade, got, newPid)
 		}
