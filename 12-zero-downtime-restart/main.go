@@ -157,10 +157,10 @@ wait:
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), *shutdownTimeout)
 	defer cancel()
 	if handedOver {
-		slog.Info("shutdown started", "cause", "handed over to the new process")
 		// Stop accepting at once: the new process accepts on the same
 		// socket, which stays open in it. Serve returns net.ErrClosed.
 		ln.Close()
+		slog.Info("shutdown started", "cause", "handed over to the new process")
 		// Close each kept-alive connection after its next answer, as the
 		// client expects, before Shutdown closes the ones still idle.
 		keepAlives.stop(shutdownCtx)
