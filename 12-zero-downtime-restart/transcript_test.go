@@ -16,6 +16,7 @@ import (
 // TestTranscripts ./12-zero-downtime-restart, then make docs. make demo-12
 // narrates them live.
 func TestTranscripts(t *testing.T) {
+	t.Parallel() // the sessions wait on timers, not on the CPU
 	demotest.Transcripts{Scripts: []demotest.Script{demotest.DrainScript, demotest.PortInUseScript}}.Run(t)
 	demotest.RunTreeTranscript(t, "upgrade", "a slow request, then SIGHUP: the new binary takes over", upgradeSession)
 }
