@@ -155,7 +155,6 @@ wait:
 	start := time.Now()
 
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), *shutdownTimeout)
-	defer cancel()
 	if handedOver {
 		// Stop accepting at once: the new process accepts on the same
 		// socket, which stays open in it. Serve returns net.ErrClosed.
@@ -171,7 +170,9 @@ wait:
 
 	// Shutdown closes the listener, closes idle keep-alive connections,
 	// and waits for the active ones to finish, until shutdownCtx expires.
-	if err := srv.Shutdown(shutdownCtx); err != nil {
+	err = srv.Shutdown(shutdownCtx)
+	cancel()
+	if err != nil {
 		// The deadline passed with requests still running: cut them.
 		srv.Close()
 		slog.Error("shutdown forced", "took", time.Since(start).Round(time.Millisecond), "err", err)
