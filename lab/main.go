@@ -84,14 +84,23 @@ func main() {
 		}
 	}
 
+	restarts := runRestarts(steps)
+	for _, r := range restarts {
+		fmt.Fprintf(os.Stderr, "%s / restart (%s): %+v\n", r.Step, r.How, r.figures())
+	}
+
 	rep := newReport(steps, time.Since(began))
 	rep.Load = load
+	rep.Restarts = restarts
 	fmt.Print(rep.tables())
 	svgDir := filepath.Join("bin", "lab", "svg")
 	if *write {
 		svgDir = filepath.Join("docs", "lab")
 	}
 	if err := rep.writeSVGs(svgDir, *write); err != nil {
+		fail("%v", err)
+	}
+	if err := rep.writeRestartSVG(svgDir); err != nil {
 		fail("%v", err)
 	}
 	if *write {

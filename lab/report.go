@@ -14,8 +14,9 @@ import (
 
 // report is what one lab run found, ready to print and draw.
 type report struct {
-	Steps   []*step
-	Elapsed time.Duration
+	Steps    []*step
+	Restarts []restartRun // lab/restart.go, when steps 05 and 12 both ran
+	Elapsed  time.Duration
 
 	GoVersion, Platform string
 	Cores               int
