@@ -113,12 +113,12 @@ func (sock *socket) echoAll(ctx context.Context) error {
 // client would never get it.
 func (s *sockets) goAway(sock *socket) {
 	defer close(sock.closed)
+	slog.Info("websocket closing", "status", websocket.StatusGoingAway)
 	select {
 	case sock.turn <- struct{}{}: // kept: no echo starts after this
 	case <-s.cutting:
 		return
 	}
-	slog.Info("websocket closing", "status", websocket.StatusGoingAway)
 	// Close writes the close frame and waits for the client's (each with
 	// a timeout of 5s of its own; the shutdown's deadline is kept by cut).
 	if err := sock.conn.Close(websocket.StatusGoingAway, "server going away"); err != nil {
@@ -163,7 +163,7 @@ func (s *sockets) wait(ctx context.Context) error {
 	case <-ctx.Done():
 		s.mu.Lock()
 		defer s.mu.Unlock()
-		return fmt.Errorf("%d websockets still open: %w", len(s.open), ctx.Err())
+		return fmt.Errorf("websockets still open (%d): %w", len(s.open), ctx.Err())
 	}
 }
 
