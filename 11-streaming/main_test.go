@@ -62,7 +62,7 @@ func TestEventStreamEndsAtShutdown(t *testing.T) {
 	stream := openEvents(t, p)
 	first := stream.next(t)
 	if want := fmt.Sprintf(`{"pid":%d,"tick":1}`, p.Pid()); first.event != "tick" || first.id != "1" || first.data != want {
-		t.Fatalf("first event %+v, want a tick with id 1 and data %s", first, want)
+		t.Fatalf("first event %v, want a tick with id 1 and data %s", first, want)
 	}
 	p.Signal(syscall.SIGTERM)
 	last := stream.next(t)
@@ -70,10 +70,10 @@ func TestEventStreamEndsAtShutdown(t *testing.T) {
 		last = stream.next(t)
 	}
 	if last.err != nil || last.event != "shutdown" || last.retry != "1000" || last.data != fmt.Sprintf(`{"pid":%d}`, p.Pid()) {
-		t.Errorf("after SIGTERM the stream sent %+v, want a shutdown event with retry: 1000 and the pid", last)
+		t.Errorf("after SIGTERM the stream sent %v, want a shutdown event with retry: 1000 and the pid", last)
 	}
 	if end := stream.next(t); !errors.Is(end.err, io.EOF) {
-		t.Errorf("after the shutdown event: %+v, want a clean end of the response (EOF)", end)
+		t.Errorf("after the shutdown event: %v, want a clean end of the response (EOF)", end)
 	}
 	if exit := p.WaitExit(); exit.Code != 0 {
 		t.Errorf("%s, want exit status 0", exit)
@@ -89,7 +89,7 @@ func TestEventStreamResumes(t *testing.T) {
 	t.Parallel()
 	p := demotest.Start(t, "-tick", "1h")
 	if e := openEvents(t, p, "Last-Event-ID", "41").next(t); e.id != "42" {
-		t.Errorf("with Last-Event-ID: 41 the first event is %+v, want id 42", e)
+		t.Errorf("with Last-Event-ID: 41 the first event is %v, want id 42", e)
 	}
 }
 
@@ -206,6 +206,13 @@ func TestEchoInFlightIsDeliveredBeforeTheClose(t *testing.T) {
 type sseEvent struct {
 	id, event, data, retry string
 	err                    error
+}
+
+func (e sseEvent) String() string {
+	if e.err != nil {
+		return "end of stream: " + e.err.Error()
+	}
+	return fmt.Sprintf("id=%q event=%q data=%q retry=%q", e.id, e.event, e.data, e.retry)
 }
 
 type sseStream struct{ events chan sseEvent }
