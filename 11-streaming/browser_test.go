@@ -104,4 +104,3 @@ func waitForPage(t *testing.T, ctx context.Context, what, condition string) {
 		t.Fatalf("waiting for %s: %v; the page shows:\n%s", what, err, shows)
 	}
 }
-
