@@ -55,6 +55,7 @@ func (s *sockets) echo(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		return // Accept has answered why, for instance 426 to a plain GET
 	}
+	defer conn.CloseNow() // frees the connection if nothing closed it
 	netConn, _ := r.Context().Value(netConnKey{}).(net.Conn)
 	sock := &socket{conn: conn, netConn: netConn, turn: make(chan struct{}, 1), closed: make(chan struct{})}
 	s.track(sock, true)
@@ -69,12 +70,16 @@ func (s *sockets) echo(w http.ResponseWriter, r *http.Request) {
 	if !stop() {
 		<-sock.closed // goAway ran: let its Close finish first
 	}
+	select {
+	case <-s.cutting:
+		return // cut at the deadline: main is logging that, and exiting
+	default:
+	}
 	if code := websocket.CloseStatus(err); code != -1 {
 		slog.Info("websocket closed", "status", code)
 	} else {
 		slog.Info("websocket lost", "err", err)
 	}
-	conn.CloseNow() // frees the connection if nothing closed it yet
 }
 
 // echoAll echoes every message until a read or a write fails, and returns
