@@ -32,11 +32,13 @@ test-%: ## run step NN's tests with -race
 	go test -race ./$(call step_dir,$*)/...
 
 # The step a step builds on, where that is not the one before it: 07 and 08
-# are step 05 in gin's and echo's words, so their diff is against 05, not 06.
+# are step 05 in gin's and echo's words, so their diff is against 05, not 06;
+# 11 adds its streams to step 05.
 diff_base_07 := 05
 diff_base_08 := 05
+diff_base_11 := 05
 
-diff-%: ## show what changed in main.go since the step NN builds on (the one before; 05 for 07 and 08)
+diff-%: ## show what changed in main.go since the step NN builds on (the one before; 05 for 07, 08 and 11)
 	@test -n "$(call step_dir,$*)" || { echo "no step $* (steps: $(STEPS))"; exit 2; }
 	@prev=$(if $(diff_base_$*),$(call step_dir,$(diff_base_$*)),$$(printf '%s\n' $(STEPS) | grep -B1 -x '$(call step_dir,$*)' | head -n 1)); \
 	if [ "$$prev" = "$(call step_dir,$*)" ]; then echo "$(call step_dir,$*) is the first step"; exit 0; fi; \
