@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"os/signal"
@@ -137,5 +138,38 @@ func TestServerWideWriteTimeoutCutsStreams(t *testing.T) {
 				t.Errorf("with its own deadline per event the stream was cut after %s: %v", lived, readErr)
 			}
 		})
+	}
+}
+
+// TestBaseContextCancelEndsEveryRequest: a base context that the shutdown
+// cancels does end the streams, but it is the parent of every request's
+// context, so it also cancels the ordinary requests in flight, which the
+// drain was meant to let finish. Step 11 ends its streams on a context of
+// their own, cancelled by RegisterOnShutdown.
+func TestBaseContextCancelEndsEveryRequest(t *testing.T) {
+	t.Parallel()
+	base, endStreams := context.WithCancel(context.Background())
+	started, cancelled := make(chan struct{}), make(chan bool, 1)
+	slow := func(w http.ResponseWriter, r *http.Request) {
+		close(started)
+		select {
+		case <-time.After(demotest.EventTimeout):
+			cancelled <- false
+			fmt.Fprintln(w, "finished")
+		case <-r.Context().Done():
+			// Cancelled with the base: the work stops halfway.
+			cancelled <- true
+		}
+	}
+	s := startServer(t, &http.Server{
+		Handler:           http.HandlerFunc(slow),
+		ReadHeaderTimeout: time.Second,
+		BaseContext:       func(net.Listener) context.Context { return base },
+	})
+	s.get("/slow")
+	<-started
+	endStreams() // what a shutdown would do, to end the streams
+	if !<-cancelled {
+		t.Errorf("the ordinary request in flight finished its work: want it cancelled with the base context")
 	}
 }
