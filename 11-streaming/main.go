@@ -128,8 +128,9 @@ func main() {
 	cancel()
 	if err != nil {
 		// The deadline passed with requests or WebSockets still open. Close
-		// cuts the requests' connections, cut the WebSockets' ones, both
-		// now rather than at exit.
+		// cuts the requests' connections but not the hijacked ones: cut
+		// closes those. Exiting would close both; a program with more to
+		// shut down after the server must not leave them open meanwhile.
 		srv.Close()
 		sockets.cut()
 		slog.Error("shutdown forced", "took", time.Since(start).Round(time.Millisecond), "err", err)
