@@ -1,8 +1,10 @@
 package main
 
 import (
+	"bytes"
 	_ "embed"
 	"net/http"
+	"time"
 )
 
 // watchPage is the page a workshop room watches while someone presses
@@ -13,7 +15,6 @@ var watchPage []byte
 
 // watch serves /watch.
 func watch(w http.ResponseWriter, r *http.Request) {
-	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
-	w.Write(watchPage)
+	http.ServeContent(w, r, "watch.html", time.Time{}, bytes.NewReader(watchPage))
 }
