@@ -200,6 +200,9 @@ func TestEchoInFlightIsDeliveredBeforeTheClose(t *testing.T) {
 	if exit := p.WaitExit(); exit.Code != 0 {
 		t.Errorf("%s, want exit status 0", exit)
 	}
+	if l, ok := p.Logged("websocket closed"); !ok || l.Attr("status") != "StatusGoingAway" {
+		t.Errorf("want msg=\"websocket closed\" status=StatusGoingAway, got %q", l.Raw)
+	}
 }
 
 // An event, or how the stream ended (err).

@@ -68,15 +68,11 @@ func (s *sockets) echo(w http.ResponseWriter, r *http.Request) {
 	stop := context.AfterFunc(s.goingAway, func() { s.goAway(sock) })
 	err = sock.echoAll(r.Context())
 	if !stop() {
-		<-sock.closed // goAway ran: let its Close finish first
-	}
-	select {
-	case <-s.cutting:
-		return // cut at the deadline: main is logging that, and exiting
-	default:
+		<-sock.closed // goAway ran: its Close has finished, and said how
+		return
 	}
 	if code := websocket.CloseStatus(err); code != -1 {
-		slog.Info("websocket closed", "status", code)
+		slog.Info("websocket closed", "status", code) // by the client
 	} else {
 		slog.Info("websocket lost", "err", err)
 	}
@@ -126,7 +122,18 @@ func (s *sockets) goAway(sock *socket) {
 	}
 	// Close writes the close frame and waits for the client's (each with
 	// a timeout of 5s of its own; the shutdown's deadline is kept by cut).
-	if err := sock.conn.Close(websocket.StatusGoingAway, "server going away"); err != nil {
+	err := sock.conn.Close(websocket.StatusGoingAway, "server going away")
+	select {
+	case <-s.cutting:
+		return // cut at the deadline: main is logging that, and exiting
+	default:
+	}
+	switch code := websocket.CloseStatus(err); {
+	case err == nil:
+		slog.Info("websocket closed", "status", websocket.StatusGoingAway)
+	case code != -1:
+		slog.Info("websocket closed", "status", code) // the client answered with a code of its own
+	default:
 		slog.Info("websocket close handshake failed", "err", err)
 	}
 }
