@@ -114,7 +114,7 @@ func main() {
 	// ends the program at once, for whoever cannot wait for the drain.
 	stop()
 	start := time.Now()
-	// The cause names the signal: "terminated signal received".
+	// The cause names the signal: "interrupt signal received".
 	slog.Info("shutdown started", "cause", context.Cause(ctx))
 
 	// One budget for everything. Shutdown waits for the requests, event
