@@ -28,8 +28,18 @@ func TestWatchPageInABrowser(t *testing.T) {
 	addr := demotest.FreeAddr(t)
 	first := demotest.StartAt(t, addr, "-tick", "100ms")
 	first.WaitListening()
-	if err := chromedp.Do(ctx, chromedp.Navigate("http://"+addr+"/watch")); err != nil {
-		t.Fatal(err)
+	// The first action starts the browser, which then lives as long as ctx:
+	// it must not get a timeout of its own, so the wait for it is bounded
+	// here instead.
+	navigated := make(chan error, 1)
+	go func() { navigated <- chromedp.Do(ctx, chromedp.Navigate("http://"+addr+"/watch")) }()
+	select {
+	case err := <-navigated:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(browserTimeout):
+		t.Fatalf("Chromium did not load /watch within %s", browserTimeout)
 	}
 	waitForPage(t, ctx, "ticks from the first server",
 		fmt.Sprintf(`text("pid") === "%d" && Number(text("tick")) >= 2 && text("state") === "connected to pid %[1]d"`, first.Pid()))
@@ -65,9 +75,11 @@ func openBrowser(t *testing.T) context.Context {
 		}
 		t.Skip("no chromium on PATH: install it (apt-get install chromium) or set CHROMIUM to a Chrome binary to run the browser test")
 	}
+	// With no UserDataDir, the allocator gives the browser a fresh profile
+	// directory of its own, and removes it once the browser and its child
+	// processes are gone (allocate.go), which t.TempDir would race with.
 	opts := append(chromedp.DefaultExecAllocatorOptions[:],
 		chromedp.ExecPath(path),
-		chromedp.UserDataDir(t.TempDir()),
 		chromedp.DisableGPU,
 		// Nothing but the page under test: no updates, sync or QUIC probes
 		// that would load a shared machine or reach for the network.
