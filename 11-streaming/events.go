@@ -36,6 +36,9 @@ func events(goingAway context.Context, tick, writeTimeout time.Duration) http.Ha
 		}
 		w.Header().Set("Content-Type", "text/event-stream")
 		w.Header().Set("Cache-Control", "no-store")
+		if r.Method == http.MethodHead {
+			return // the headers are the whole answer: no stream to hold open
+		}
 		slog.Info("event stream opened", "from", next)
 
 		ticker := time.NewTicker(tick)

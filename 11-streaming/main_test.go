@@ -83,6 +83,19 @@ func TestEventStreamEndsAtShutdown(t *testing.T) {
 	}
 }
 
+// TestEventStreamHead: HEAD /events answers the stream's headers and ends,
+// instead of holding a stream with no body open.
+func TestEventStreamHead(t *testing.T) {
+	t.Parallel()
+	p := demotest.Start(t)
+	if r := p.Request(http.MethodHead, "/events"); r.Err != nil || r.Status != http.StatusOK || r.Header.Get("Content-Type") != "text/event-stream" {
+		t.Errorf("HEAD /events: %v, Content-Type %q; want 200 text/event-stream", r, r.Header.Get("Content-Type"))
+	}
+	if _, ok := p.Logged("event stream opened"); ok {
+		t.Errorf("HEAD /events opened a stream")
+	}
+}
+
 // TestEventStreamResumes: a client that reconnects with Last-Event-ID (as
 // EventSource does) gets the count from where it stopped.
 func TestEventStreamResumes(t *testing.T) {
