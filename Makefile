@@ -44,12 +44,14 @@ test-%: ## run step NN's tests with -race
 	go test -race ./$(call step_dir,$*)/...
 
 # The step a step builds on, where that is not the one before it: 07 and 08
-# are step 05 in gin's and echo's words, so their diff is against 05, not 06.
+# are step 05 in gin's and echo's words, so their diff is against 05, not 06;
+# 11 adds its streams to step 05.
 diff_base_07 := 05
 diff_base_08 := 05
+diff_base_11 := 05
 diff_base_12 := 05
 
-diff-%: ## show what changed in main.go since the step NN builds on (the one before; 05 for 07, 08 and 12)
+diff-%: ## show what changed in main.go since the step NN builds on (the one before, or the step it builds on: 05 for 07, 08, 10, 11 and 12)
 	$(need_step)
 	@prev=$(if $(diff_base_$(call step_num,$*)),$(call step_dir,$(diff_base_$(call step_num,$*))),$$(printf '%s\n' $(STEPS) | grep -B1 -x '$(call step_dir,$*)' | head -n 1)); \
 	if [ "$$prev" = "$(call step_dir,$*)" ]; then echo "$(call step_dir,$*) is the first step"; exit 0; fi; \

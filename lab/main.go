@@ -31,12 +31,13 @@ import (
 
 // step is one step folder and what the lab learnt about it.
 type step struct {
-	Name               string // the folder, such as "04-notifycontext"
-	Bin                string // the built program
-	BuildErr           string // why it did not build, or ""
-	HasShutdownTimeout bool   // its -h lists -shutdown-timeout
-	UsesShutdown       bool   // its code calls a Shutdown method
-	Runs               []Run  // one per scenario, in order
+	Name               string       // the folder, such as "04-notifycontext"
+	Bin                string       // the built program
+	BuildErr           string       // why it did not build, or ""
+	HasShutdownTimeout bool         // its -h lists -shutdown-timeout
+	UsesShutdown       bool         // its code calls a Shutdown method
+	Runs               []Run        // one per scenario, in order
+	Streams            []streamsRun // the streams scenario (streams.go)
 }
 
 func main() {
@@ -81,6 +82,10 @@ func main() {
 			if *verbose {
 				printDetails(run)
 			}
+		}
+		s.Streams = runStreams(s)
+		for _, run := range s.Streams {
+			fmt.Fprintf(os.Stderr, "%s / streams%s: events %s; websocket %s; exit %s\n", s.Name, run.Added, run.Events, run.Socket, run.ExitStatus)
 		}
 	}
 

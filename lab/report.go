@@ -41,6 +41,7 @@ func (r *report) tables() string {
 	for i, sc := range scenarios {
 		fmt.Fprintf(&b, "### %s\n\n%s\n\n%s\n", sc.Name, sc.About, r.table(i))
 	}
+	fmt.Fprintf(&b, "### streams\n\n%s\n\n%s\n", r.StreamsAbout(), r.StreamsTable())
 	return b.String()
 }
 
