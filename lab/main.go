@@ -34,6 +34,8 @@ type step struct {
 	HasShutdownTimeout bool   // its -h lists -shutdown-timeout
 	UsesShutdown       bool   // its code calls a Shutdown method
 	Runs               []Run  // one per scenario, in order
+
+	Untimed []untimedRun // the untimed scenario's runs (untimed.go)
 }
 
 func main() {
@@ -72,6 +74,7 @@ func main() {
 				printDetails(run)
 			}
 		}
+		s.Untimed = runUntimed(s, *verbose)
 	}
 
 	rep := newReport(steps, time.Since(began))

@@ -40,6 +40,7 @@ func (r *report) tables() string {
 	for i, sc := range scenarios {
 		fmt.Fprintf(&b, "### %s\n\n%s\n\n%s\n", sc.Name, sc.About, r.table(i))
 	}
+	b.WriteString(r.untimedSection())
 	return b.String()
 }
 
