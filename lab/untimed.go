@@ -65,24 +65,7 @@ func untimedAbout() string {
 func runUntimed(s *step, verbose bool) []untimedRun {
 	var runs []untimedRun
 	for i := range untimedRuns {
-		offset := untimedSignalFrom + rand.N(untimedSignalTo-untimedSignalFrom)
-		var began time.Time
-		var foundClosed int
-		sc := scenario{
-			Name:            untimedName,
-			ShutdownTimeout: drainTimeout,
-			drive: func(p *process, signal func()) ([]Request, error) {
-				began = time.Now()
-				var requests []Request
-				requests, foundClosed = driveUntimed(p.Addr, began, offset, signal)
-				return requests, nil
-			},
-		}
-		run := untimedRun{Run: runScenario(s, sc)}
-		if !run.Signal.IsZero() {
-			run.Offset = run.Signal.Sub(began)
-		}
-		run.FoundClosed = foundClosed
+		run := runUntimedOnce(s, untimedSignalFrom+rand.N(untimedSignalTo-untimedSignalFrom))
 		fmt.Fprintf(os.Stderr, "%s / %s, run %d: %s\n", s.Name, untimedName, i+1, untimedSummary(run))
 		if verbose {
 			printDetails(run.Run)
@@ -90,6 +73,28 @@ func runUntimed(s *step, verbose bool) []untimedRun {
 		runs = append(runs, run)
 	}
 	return runs
+}
+
+// runUntimedOnce starts the step and puts the untimed load on it, with the
+// signal at offset after the load began.
+func runUntimedOnce(s *step, offset time.Duration) untimedRun {
+	var began time.Time
+	var foundClosed int
+	sc := scenario{
+		Name:            untimedName,
+		ShutdownTimeout: drainTimeout,
+		drive: func(p *process, signal func()) ([]Request, error) {
+			began = time.Now()
+			var requests []Request
+			requests, foundClosed = driveUntimed(p.Addr, began, offset, signal)
+			return requests, nil
+		},
+	}
+	run := untimedRun{Run: runScenario(s, sc), FoundClosed: foundClosed}
+	if !run.Signal.IsZero() && !began.IsZero() {
+		run.Offset = run.Signal.Sub(began)
+	}
+	return run
 }
 
 // driveUntimed starts the clients at began, sends the signal at offset
