@@ -52,7 +52,7 @@ func readRequest(r *bufio.Reader) bool {
 // request on a connection that nothing from the server had said was over.
 func TestUntimedClientCounts(t *testing.T) {
 	t.Parallel()
-	until := time.Now().Add(time.Minute) // the load does not end by itself here
+	until := time.Now().Add(10 * time.Second) // a bound: each case ends long before
 
 	t.Run("read, then closed unanswered", func(t *testing.T) {
 		t.Parallel()
@@ -141,6 +141,10 @@ func TestUntimedClientCounts(t *testing.T) {
 
 func checkOutcomes(t *testing.T, reqs []Request, want ...Outcome) {
 	t.Helper()
+	if len(reqs) > len(want)+5 {
+		t.Errorf("%d requests, want %d: the client went on", len(reqs), len(want))
+		return
+	}
 	var got []string
 	for _, r := range reqs {
 		got = append(got, r.Outcome.String())
