@@ -344,6 +344,49 @@ func (r *report) UntimedDropped(number string) int {
 	return -1
 }
 
+// UntimedClients is how many clients the scenario runs, for the template.
+func (r *report) UntimedClients() int { return untimedClients }
+
+// UntimedDroppedList is the drops in all of each step built on Shutdown,
+// as "30 requests (step 03), 12 (04), ...".
+func (r *report) UntimedDroppedList() string {
+	var parts []string
+	for _, s := range r.Steps {
+		if s.UsesShutdown && len(s.Untimed) > 0 {
+			n, number := r.UntimedDropped(s.Name[:2]), s.Name[:2]
+			switch {
+			case len(parts) > 0:
+				parts = append(parts, fmt.Sprintf("%d (%s)", n, number))
+			case n == 1:
+				parts = append(parts, fmt.Sprintf("1 request (step %s)", number))
+			default:
+				parts = append(parts, fmt.Sprintf("%d requests (step %s)", n, number))
+			}
+		}
+	}
+	if len(parts) == 0 {
+		return "no requests"
+	}
+	return strings.Join(parts, ", ")
+}
+
+// UntimedLastDrop is the latest a drop ended after the signal, over the
+// untimed runs of the steps built on Shutdown.
+func (r *report) UntimedLastDrop() time.Duration {
+	var last time.Duration
+	for _, s := range r.Steps {
+		if !s.UsesShutdown {
+			continue
+		}
+		for _, run := range s.Untimed {
+			if c := run.counts(); c.dropped() > 0 {
+				last = max(last, c.LastDrop)
+			}
+		}
+	}
+	return last
+}
+
 // untimedSection is the scenario's heading, description and table, for the
 // terminal.
 func (r *report) untimedSection() string {

@@ -277,3 +277,36 @@ func TestUntimedTable(t *testing.T) {
 		t.Errorf("exit statuses that differ are not listed run by run:\n%s", got)
 	}
 }
+
+// The page's template renders with the untimed runs in it, and says what
+// they found.
+func TestDocHasUntimed(t *testing.T) {
+	t.Parallel()
+	r := twoSteps()
+	r.Steps[0].Untimed = []untimedRun{{
+		Run: Run{Signal: ms(0), Exit: ms(5), ExitStatus: "0", Requests: []Request{
+			{Outcome: Completed, Start: ms(-3), End: ms(-1)},
+			{Outcome: Dropped, Start: ms(0), End: ms(2), Err: "unexpected EOF"},
+		}},
+		Offset: 150 * time.Millisecond,
+	}}
+	path := t.TempDir() + "/lab.md"
+	if err := r.writeDoc(path); err != nil {
+		t.Fatal(err)
+	}
+	doc, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		"### untimed keep-alive\n",
+		"| [04-notifycontext](../04-notifycontext/) | 150 ms | 1 | 1 | 1 | 0 | 0 | 2.00 ms to 2.00 ms |",
+		"dropped 1 request (step 04) in all",
+		"within 2.00 ms of the signal",
+		"**Step 10 (Kubernetes) is where they are fixed**",
+	} {
+		if !strings.Contains(string(doc), want) {
+			t.Errorf("docs/lab.md would lack %q", want)
+		}
+	}
+}
