@@ -59,8 +59,8 @@ func TestUntimedClientCounts(t *testing.T) {
 		// What conn.serve does with a request it reads once Shutdown has
 		// begun: it returns, and the deferred close sends a FIN.
 		addr, _ := serveRaw(t, func(c net.Conn, r *bufio.Reader) {
-			if readRequest(r) {
-				io.WriteString(c, rawOK)
+			if !readRequest(r) || !write(c, rawOK) {
+				return
 			}
 			readRequest(r)
 		})
@@ -80,12 +80,12 @@ func TestUntimedClientCounts(t *testing.T) {
 		// has arrived but has not been read: Linux answers the close with
 		// RST, since data was left unread.
 		addr, _ := serveRaw(t, func(c net.Conn, r *bufio.Reader) {
-			if readRequest(r) {
-				io.WriteString(c, rawOK)
+			if !readRequest(r) || !write(c, rawOK) {
+				return
 			}
 			// One byte of the next request, from the socket itself (r would
 			// read all it can): the rest stays unread there.
-			c.Read(make([]byte, 1))
+			_, _ = c.Read(make([]byte, 1)) // the close comes next either way
 		})
 		reqs, _ := untimedClient(addr, 0, "/", until)
 		checkOutcomes(t, reqs, Completed, Dropped)
@@ -102,7 +102,7 @@ func TestUntimedClientCounts(t *testing.T) {
 		addr, ln := serveRaw(t, func(c net.Conn, r *bufio.Reader) {
 			if readRequest(r) {
 				ln.Close()
-				io.WriteString(c, "HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 3\r\n\r\nok\n")
+				write(c, "HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 3\r\n\r\nok\n")
 			}
 		})
 		reqs, _ := untimedClient(addr, 0, "/", until)
@@ -113,8 +113,7 @@ func TestUntimedClientCounts(t *testing.T) {
 		t.Parallel()
 		closed := make(chan bool, 1)
 		addr, _ := serveRaw(t, func(c net.Conn, r *bufio.Reader) {
-			for readRequest(r) {
-				io.WriteString(c, rawOK)
+			for readRequest(r) && write(c, rawOK) {
 			}
 			_, err := r.ReadByte()
 			closed <- errors.Is(err, io.EOF)
@@ -137,6 +136,13 @@ func TestUntimedClientCounts(t *testing.T) {
 			t.Error("the connection is still open 5 s after the load ended: the client should close it")
 		}
 	})
+}
+
+// write writes s to c, and reports whether it could: the server side of
+// these tests stops at its first failure, and the client's view says why.
+func write(c net.Conn, s string) bool {
+	_, err := io.WriteString(c, s)
+	return err == nil
 }
 
 func checkOutcomes(t *testing.T, reqs []Request, want ...Outcome) {
@@ -166,7 +172,7 @@ func TestClosedByServer(t *testing.T) {
 	hangUp := make(chan struct{})
 	addr, ln := serveRaw(t, func(c net.Conn, r *bufio.Reader) {
 		if readRequest(r) {
-			io.WriteString(c, rawOK)
+			write(c, rawOK)
 			close(answered)
 		}
 		<-hangUp
