@@ -289,7 +289,7 @@ func (r *report) UntimedTable() string {
 				continue
 			}
 			c := run.counts()
-			offsets = append(offsets, fmt.Sprint(run.Offset.Milliseconds()))
+			offsets = append(offsets, fmt.Sprint(run.Offset.Round(time.Millisecond).Milliseconds()))
 			drops = append(drops, fmt.Sprint(c.dropped()))
 			statuses = append(statuses, run.ExitStatus)
 			if d := c.dropped(); d > 0 {
