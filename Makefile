@@ -34,6 +34,16 @@ vet: ## go vet every package
 run- test- diff- demo-:
 	@echo 'which step? make $@NN, with NN one of: $(NUMBERS) (make $@04, for instance)'; exit 2
 
+# golangci-lint is pinned in its own module, tools/go.mod, so that the root
+# go.mod stays what the steps need. go tool builds it on first use (about a
+# minute), then caches it. To move it: go get -modfile=tools/go.mod -tool
+# github.com/golangci/golangci-lint/v2/cmd/golangci-lint@vX.Y.Z, then
+# go -C tools mod tidy (not go mod tidy -modfile, which would take the
+# repository's packages for the tools module's).
+.PHONY: lint
+lint: ## golangci-lint: govet, staticcheck, errcheck, gosec's server timeouts (.golangci.yml)
+	go tool -modfile=tools/go.mod golangci-lint run ./...
+
 run-%: ## build step NN into bin/ and run it in the foreground; flags go in ARGS="..."
 	$(need_step)
 	go build -o bin/$(call step_dir,$*) ./$(call step_dir,$*)

@@ -38,6 +38,8 @@ type step struct {
 	UsesShutdown       bool         // its code calls a Shutdown method
 	Runs               []Run        // one per scenario, in order
 	Streams            []streamsRun // the streams scenario (streams.go)
+
+	Untimed []untimedRun // the untimed scenario's runs (untimed.go)
 }
 
 func main() {
@@ -83,6 +85,7 @@ func main() {
 				printDetails(run)
 			}
 		}
+		s.Untimed = runUntimed(s, *verbose)
 		s.Streams = runStreams(s)
 		for _, run := range s.Streams {
 			fmt.Fprintf(os.Stderr, "%s / streams%s: events %s; websocket %s; exit %s\n", s.Name, run.Added, run.Events, run.Socket, run.ExitStatus)

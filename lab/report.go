@@ -42,6 +42,7 @@ func (r *report) tables() string {
 		fmt.Fprintf(&b, "### %s\n\n%s\n\n%s\n", sc.Name, sc.About, r.table(i))
 	}
 	fmt.Fprintf(&b, "### streams\n\n%s\n\n%s\n", r.StreamsAbout(), r.StreamsTable())
+	b.WriteString(r.untimedSection())
 	return b.String()
 }
 
