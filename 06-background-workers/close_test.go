@@ -68,7 +68,7 @@ func TestDeadlineCutsTheRequestBeforeTheTeardown(t *testing.T) {
 
 	// Let the worker write its line: the shutdown goes on, and the program
 	// exits 1, the deadline having cut a request.
-	go io.Copy(io.Discard, pipe)
+	go func() { _, _ = io.Copy(io.Discard, pipe) }() // read until the program closes it
 	if exit := p.WaitExit(); exit.Code != 1 {
 		t.Errorf("%s, want exit status 1", exit)
 	}

@@ -182,7 +182,9 @@ wait:
 	// Serve returned ErrServerClosed the moment Shutdown began (or
 	// net.ErrClosed when the hand-over closed the listener); anything else
 	// is a failure that the drain must not hide.
-	if err := <-serveErr; !errors.Is(err, http.ErrServerClosed) && !(handedOver && errors.Is(err, net.ErrClosed)) {
+	err = <-serveErr
+	closedByHandOver := handedOver && errors.Is(err, net.ErrClosed)
+	if !errors.Is(err, http.ErrServerClosed) && !closedByHandOver {
 		slog.Error("server failed", "addr", *addr, "err", err)
 		os.Exit(1)
 	}

@@ -111,7 +111,9 @@ func stopAndStart(s *step) restartRun {
 	run.NewListening = l.At
 	run.Err = load.await(next.Pid(), restartAfter)
 	run.Requests = append(load.stop(), <-slow)
-	next.Signal(syscall.SIGTERM)
+	if _, err := next.Signal(syscall.SIGTERM); err != nil && run.Err == nil {
+		run.Err = fmt.Errorf("stopping the new process: %w", err)
+	}
 	next.AwaitExit(proc.EventTimeout)
 	return run
 }

@@ -82,7 +82,7 @@ func Start(addr string, cmd *exec.Cmd) (*Tree, error) {
 	}
 	// The tree reaps its processes itself, by group, so nothing else may
 	// wait for the first one.
-	cmd.Process.Release()
+	_ = cmd.Process.Release() // on Unix it only drops the handle, and cannot fail
 	read := make(chan struct{})
 	go func() {
 		t.read(r)

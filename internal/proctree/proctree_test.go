@@ -89,7 +89,9 @@ func parentOf(t *testing.T, pid int) int {
 	s := string(b)
 	for i := len(s) - 1; i >= 0; i-- {
 		if s[i] == ')' {
-			fmt.Sscanf(s[i+1:], " %s %d", &state, &ppid)
+			if _, err := fmt.Sscanf(s[i+1:], " %s %d", &state, &ppid); err != nil {
+				t.Fatalf("/proc/%d/stat: %v", pid, err)
+			}
 			break
 		}
 	}
