@@ -127,9 +127,9 @@ func main() {
 	}
 	cancel()
 	if err != nil {
-		// The deadline passed with requests or WebSockets still open. Close
-		// cuts the requests' connections but not the hijacked ones: cut
-		// closes those. Exiting would close both; a program with more to
+		// The deadline passed with requests or WebSockets still open, or a
+		// WebSocket's close went unanswered and was cut. Close cuts the
+		// requests' connections but not the hijacked ones: cut closes those. Exiting would close both; a program with more to
 		// shut down after the server must not leave them open meanwhile.
 		srv.Close()
 		sockets.cut()

@@ -185,6 +185,33 @@ func TestWebSocketThatNeverAnswersIsCut(t *testing.T) {
 	}
 }
 
+// TestWebSocketCutByCloseTimeoutExits1: with a budget
+// longer than the 5s that coder/websocket's Close waits for the client's
+// close frame, the library itself gives up and closes the connection. The
+// client was cut all the same, so the program must not report a complete
+// graceful shutdown: exit 1, with "shutdown forced", as at the deadline.
+func TestWebSocketCutByCloseTimeoutExits1(t *testing.T) {
+	t.Parallel()
+	p := demotest.Start(t, "-shutdown-timeout", "1m")
+	ws := dialRaw(t, p)
+	p.WaitLog("websocket opened")
+	p.Signal(syscall.SIGTERM)
+	if f, err := ws.next(demotest.EventTimeout); err != nil || f.closeCode() != 1001 {
+		t.Fatalf("after SIGTERM the client read %v, %v, want a close frame with status 1001", f, err)
+	}
+	// No answer. Close gives up after its 5s, well within the budget.
+	exit, ok := p.AwaitExit(5*time.Second + demotest.EventTimeout)
+	if !ok {
+		t.Fatalf("no exit within Close's 5s and %s more", demotest.EventTimeout)
+	}
+	if exit.Code != 1 {
+		t.Errorf("%s, want exit status 1: the client never answered, and its connection was cut", exit)
+	}
+	if _, ok := p.Logged("shutdown forced"); !ok {
+		t.Errorf("no msg=\"shutdown forced\":\n%s", p.Output())
+	}
+}
+
 // TestEchoInFlightIsDeliveredBeforeTheClose: a message whose echo is under
 // way at SIGTERM (here: half sent, then finished after the signal) is echoed
 // whole before the close frame goes out.

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -24,6 +25,7 @@ type sockets struct {
 	mu       sync.Mutex
 	open     map[*socket]struct{}
 	closing  bool           // wait has begun: no new handler may be counted
+	gaveUp   int            // sockets whose Close timed out, and so closed them unanswered
 	handlers sync.WaitGroup // every echo handler still running
 	cutting  chan struct{}  // closed by cut
 }
@@ -120,8 +122,9 @@ func (s *sockets) goAway(sock *socket) {
 	case <-s.cutting:
 		return
 	}
-	// Close writes the close frame and waits for the client's (each with
-	// a timeout of 5s of its own; the shutdown's deadline is kept by cut).
+	// Close writes the close frame and waits for the client's, each with
+	// a timeout of 5s of its own: cut keeps a shorter budget, and a
+	// longer one sees Close give up first (counted in gaveUp).
 	err := sock.conn.Close(websocket.StatusGoingAway, "server going away")
 	select {
 	case <-s.cutting:
@@ -135,6 +138,14 @@ func (s *sockets) goAway(sock *socket) {
 		slog.Info("websocket closed", "status", code) // the client answered with a code of its own
 	default:
 		slog.Info("websocket close handshake failed", "err", err)
+		if errors.Is(err, context.DeadlineExceeded) {
+			// Close's own 5s ran out before the shutdown's budget did: the
+			// library cut the client, as cut would have. wait reports it,
+			// so that the exit status does not say the shutdown was clean.
+			s.mu.Lock()
+			s.gaveUp++
+			s.mu.Unlock()
+		}
 	}
 }
 
@@ -159,7 +170,8 @@ func (s *sockets) track(sock *socket, open bool) {
 	}
 }
 
-// wait waits until every WebSocket is closed, or ctx ends.
+// wait waits until every WebSocket is closed, or ctx ends. It fails if a
+// socket is still open then, or if one had to be closed unanswered.
 func (s *sockets) wait(ctx context.Context) error {
 	s.mu.Lock()
 	s.closing = true
@@ -171,6 +183,11 @@ func (s *sockets) wait(ctx context.Context) error {
 	}()
 	select {
 	case <-done:
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if s.gaveUp > 0 {
+			return fmt.Errorf("websockets cut (%d): no answer to the close frame within coder/websocket's 5s", s.gaveUp)
+		}
 		return nil
 	case <-ctx.Done():
 		s.mu.Lock()
