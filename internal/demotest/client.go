@@ -12,7 +12,8 @@ import (
 // Response is what a client saw: a status and body, or an error.
 type Response struct {
 	Status int
-	Header http.Header // set by Request and Get
+	Header http.Header
+	Close  bool // the response said Connection: close (net/http removes that header)
 	Body   string
 	Err    error
 	At     time.Time // when the client had the whole answer, or gave up
@@ -50,7 +51,7 @@ func (p *Process) Request(method, path string) Response {
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(resp.Body)
-	return Response{Status: resp.StatusCode, Header: resp.Header, Body: string(body), Err: err, At: time.Now()}
+	return Response{Status: resp.StatusCode, Header: resp.Header, Close: resp.Close, Body: string(body), Err: err, At: time.Now()}
 }
 
 // GetAsync sends GET path in the background; the answer arrives on the channel.
@@ -104,7 +105,7 @@ func (c *Conn) Do(path string, headers ...string) Response {
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(resp.Body)
-	return Response{Status: resp.StatusCode, Body: string(body), Err: err, At: time.Now()}
+	return Response{Status: resp.StatusCode, Header: resp.Header, Close: resp.Close, Body: string(body), Err: err, At: time.Now()}
 }
 
 // AwaitClosed waits up to timeout for the server to close the connection,
