@@ -13,14 +13,20 @@ help: ## list the targets
 	@grep -hE '^[a-zA-Z%_-]+:.*## ' $(MAKEFILE_LIST) | sed 's/%/NN/' | \
 		awk 'BEGIN {FS = ":.*## "} {printf "  make %-12s %s\n", $$1, $$2}'
 
+# Modules of their own, so that the root go.mod stays what the steps need:
+# step 10's manifest test pulls in k8s.io/api.
+MODULES := 10-kubernetes/deploy
+
 test: fmt-check vet ## the one gate, as CI runs it: gofmt, go vet, every test with -race
 	go test -race ./...
+	@for m in $(MODULES); do echo "go test -race ./... (in $$m)"; (cd $$m && go test -race ./...) || exit 1; done
 
 fmt-check: ## fail if gofmt would change a file
 	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 
 vet: ## go vet every package
 	go vet ./...
+	@for m in $(MODULES); do (cd $$m && go vet ./...) || exit 1; done
 
 run-%: ## build step NN into bin/ and run it in the foreground; flags go in ARGS="..."
 	@test -n "$(call step_dir,$*)" || { echo "no step $* (steps: $(STEPS))"; exit 2; }
@@ -30,13 +36,15 @@ run-%: ## build step NN into bin/ and run it in the foreground; flags go in ARGS
 test-%: ## run step NN's tests with -race
 	@test -n "$(call step_dir,$*)" || { echo "no step $* (steps: $(STEPS))"; exit 2; }
 	go test -race ./$(call step_dir,$*)/...
+	@for m in $(filter $(call step_dir,$*)/%,$(MODULES)); do echo "go test -race ./... (in $$m)"; (cd $$m && go test -race ./...) || exit 1; done
 
 # The step a step builds on, where that is not the one before it: 07 and 08
 # are step 05 in gin's and echo's words, so their diff is against 05, not 06.
 diff_base_07 := 05
 diff_base_08 := 05
+diff_base_10 := 05
 
-diff-%: ## show what changed in main.go since the step NN builds on (the one before; 05 for 07 and 08)
+diff-%: ## show what changed in main.go since the step NN builds on (the one before; 05 for 07, 08 and 10)
 	@test -n "$(call step_dir,$*)" || { echo "no step $* (steps: $(STEPS))"; exit 2; }
 	@prev=$(if $(diff_base_$*),$(call step_dir,$(diff_base_$*)),$$(printf '%s\n' $(STEPS) | grep -B1 -x '$(call step_dir,$*)' | head -n 1)); \
 	if [ "$$prev" = "$(call step_dir,$*)" ]; then echo "$(call step_dir,$*) is the first step"; exit 0; fi; \
