@@ -158,7 +158,14 @@ func (l *Load) client() {
 		if c == nil {
 			conn, err := net.Dial("tcp", l.proxy.Addr())
 			if err != nil {
-				l.fail(Failure{At: time.Now(), Kind: kindOf(err), Err: err.Error()})
+				// The proxy resets a connection its endpoint refused;
+				// when the reset arrives before the dial has returned,
+				// the dial fails with it. Either way it was a refusal.
+				kind := kindOf(err)
+				if kind == Reset {
+					kind = Refused
+				}
+				l.fail(Failure{At: time.Now(), Kind: kind, Err: err.Error()})
 				continue
 			}
 			c = &clientConn{Conn: conn, r: bufio.NewReader(conn)}
