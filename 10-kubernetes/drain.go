@@ -43,9 +43,8 @@ func livez(w http.ResponseWriter, r *http.Request) {
 //
 // Why not srv.SetKeepAlivesEnabled(false)? It also closes every idle
 // kept-alive connection at once, and a client may be sending its next
-// request on one at that very moment: that request is lost, and it is
-// exactly the race this delay exists to avoid. The header closes a
-// connection only after a response that told the client so.
+// request on one at that very moment: that request is lost. The header
+// closes a connection only after a response that told the client so.
 func (d *drain) closeConnections(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if d.started.Load() {
