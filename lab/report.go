@@ -21,6 +21,8 @@ type report struct {
 	Cores               int
 	Date                string
 	Load                string // the load average when the lab began, if known
+
+	Rolling []rollingRun // the rolling update, one per step that ran it
 }
 
 func newReport(steps []*step, elapsed time.Duration) *report {
@@ -39,6 +41,9 @@ func (r *report) tables() string {
 	var b strings.Builder
 	for i, sc := range scenarios {
 		fmt.Fprintf(&b, "### %s\n\n%s\n\n%s\n", sc.Name, sc.About, r.table(i))
+	}
+	if len(r.Rolling) > 0 {
+		fmt.Fprintf(&b, "### rolling update\n\n%s\n\n%s\n", rollingAbout, r.RollingTable())
 	}
 	return b.String()
 }
@@ -118,6 +123,8 @@ func (r *report) writeDoc(path string) error {
 		"drainTimeout": func() time.Duration { return drainTimeout },
 		"deadline":     func() time.Duration { return deadline },
 		"idleAtOnce":   func() time.Duration { return idleAtOnce },
+		"propagation":  func() time.Duration { return rollingPropagation },
+		"drainDelay":   func() time.Duration { return rollingDrainDelay },
 	}).Parse(docTemplate)
 	if err != nil {
 		return err

@@ -24,6 +24,8 @@ type Config struct {
 	// GracePeriod is terminationGracePeriodSeconds: how long after SIGTERM
 	// a replica that has not exited gets SIGKILL. It is 30s when zero.
 	GracePeriod time.Duration
+	// ReadinessPath is what the readiness probe asks; /readyz when empty.
+	ReadinessPath string
 }
 
 // Cluster is a Deployment's replicas behind a Service ([Proxy]).
@@ -78,6 +80,9 @@ func NewCluster(config Config, n int) (*Cluster, error) {
 	if config.GracePeriod == 0 {
 		config.GracePeriod = 30 * time.Second
 	}
+	if config.ReadinessPath == "" {
+		config.ReadinessPath = "/readyz"
+	}
 	cl := &Cluster{Config: config, Proxy: proxy}
 	for range n {
 		if _, err := cl.startReplica(); err != nil {
@@ -110,8 +115,8 @@ func (c *Cluster) Replicas() []*Replica {
 	return append([]*Replica(nil), c.replicas...)
 }
 
-// startReplica starts a replica, waits until /readyz answers 200, as the
-// kubelet's readiness probe would, and adds it to the endpoints.
+// startReplica starts a replica, waits until its readiness path answers
+// 200, as the kubelet's readiness probe would, and adds it to the endpoints.
 func (c *Cluster) startReplica() (*Replica, error) {
 	addr, err := proc.FreeAddr()
 	if err != nil {
@@ -127,7 +132,7 @@ func (c *Cluster) startReplica() (*Replica, error) {
 	c.replicas = append(c.replicas, r)
 	c.mu.Unlock()
 	c.record(r, EventStarted)
-	if err := awaitReady(r); err != nil {
+	if err := awaitReady(r, c.ReadinessPath); err != nil {
 		return nil, err
 	}
 	c.Proxy.Add(addr)
@@ -135,16 +140,16 @@ func (c *Cluster) startReplica() (*Replica, error) {
 	return r, nil
 }
 
-// awaitReady polls /readyz until it answers 200. Each probe is a
-// connection of its own, as the kubelet's are.
-func awaitReady(r *Replica) error {
+// awaitReady polls path until it answers 200. Each probe is a connection
+// of its own, as the kubelet's are.
+func awaitReady(r *Replica, path string) error {
 	client := &http.Client{
 		Transport: &http.Transport{DisableKeepAlives: true},
 		Timeout:   time.Second, // timeoutSeconds: 1, the kubelet's default
 	}
 	deadline := time.Now().Add(proc.EventTimeout)
 	for {
-		resp, err := client.Get("http://" + r.Addr + "/readyz")
+		resp, err := client.Get("http://" + r.Addr + path)
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
