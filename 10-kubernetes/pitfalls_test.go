@@ -134,11 +134,13 @@ func TestLivenessProbeThatFailsDuringTheDrain(t *testing.T) {
 		t.Run(c.path, func(t *testing.T) {
 			t.Parallel()
 			p := demotest.Start(t, "-drain-delay="+delay.String())
-			inFlight := p.GetAsync("/slow?d=" + (delay + 100*time.Millisecond).String())
+			// The request ends just after the delay, so that the drain that
+			// follows is short.
+			inFlight := p.GetAsync("/slow?d=" + (delay + 20*time.Millisecond).String())
 			p.WaitLog("slow request started")
-			// Probes fail after 20 × 50ms = 1s: within the delay, and
-			// longer than this drain takes once the listener closes.
-			stop := kubesim.Liveness{Path: c.path, Period: 50 * time.Millisecond, FailureThreshold: 20}.Watch(p.Process)
+			// Probes fail after 10 × 50ms = 500ms or more: well within the
+			// delay, and much longer than the drain once the listener closes.
+			stop := kubesim.Liveness{Path: c.path, Period: 50 * time.Millisecond, FailureThreshold: 10}.Watch(p.Process)
 			p.Signal(syscall.SIGTERM)
 			r := demotest.AwaitResponse(inFlight, delay+demotest.EventTimeout)
 			exit := p.WaitExit()
