@@ -25,8 +25,9 @@ func TestScenarios(t *testing.T) {
 // TestDrainDelay: from SIGTERM on, /readyz answers 503 at once, while for
 // the whole -drain-delay the program goes on serving as before, new
 // connections included, and tells every kept-alive client to close;
-// /livez still answers 200. Then the drain: the listener closes, the
-// request in flight completes, and the program exits 0.
+// /livez still answers 200; a kept-alive connection that stays idle is
+// left open for its client. Then the drain: the listener closes, idle
+// connections are closed, the request in flight completes, exit 0.
 func TestDrainDelay(t *testing.T) {
 	t.Parallel()
 	const delay = time.Second
@@ -42,6 +43,15 @@ func TestDrainDelay(t *testing.T) {
 	}
 	if r := kept.Do("/"); !r.OK() || r.Close {
 		t.Fatalf("GET / on a keep-alive connection before the signal = %v (close %t), want 200, kept alive", r, r.Close)
+	}
+	// A second one stays idle throughout: nothing can warn it, so it must
+	// stay open for its client for the whole delay, and Shutdown closes it.
+	idle, err := p.Dial()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := idle.Do("/"); !r.OK() || r.Close {
+		t.Fatalf("GET / on a second keep-alive connection = %v (close %t), want 200, kept alive", r, r.Close)
 	}
 	// A request still running when the delay ends is drained by Shutdown.
 	inFlight := p.GetAsync("/slow?d=" + (delay + 300*time.Millisecond).String())
@@ -83,6 +93,11 @@ func TestDrainDelay(t *testing.T) {
 	}
 
 	finished := p.WaitLog("drain delay finished")
+	if closed, err := idle.AwaitClosed(demotest.EventTimeout); !closed {
+		t.Errorf("the idle kept-alive connection was not closed after the delay (%v)", err)
+	} else if early := sent.Add(delay).Sub(time.Now()); early > 0 {
+		t.Errorf("the idle kept-alive connection was closed %s before the delay ended", early)
+	}
 	for _, r := range during {
 		if r.At.After(finished.At) {
 			t.Errorf("an answer came %s after the delay ended; the checks above must run during it", r.At.Sub(finished.At))
