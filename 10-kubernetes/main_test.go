@@ -95,7 +95,7 @@ func TestDrainDelay(t *testing.T) {
 	finished := p.WaitLog("drain delay finished")
 	if closed, err := idle.AwaitClosed(demotest.EventTimeout); !closed {
 		t.Errorf("the idle kept-alive connection was not closed after the delay (%v)", err)
-	} else if early := sent.Add(delay).Sub(time.Now()); early > 0 {
+	} else if early := time.Until(sent.Add(delay)); early > 0 {
 		t.Errorf("the idle kept-alive connection was closed %s before the delay ended", early)
 	}
 	for _, r := range during {

@@ -70,7 +70,7 @@ func TestShellFormEntrypoint(t *testing.T) {
 			// The kubelet signals the container's first process: the one
 			// the runtime started, the shell if there is one.
 			t.Cleanup(func() {
-				syscall.Kill(program, syscall.SIGKILL) // the program may outlive the shell
+				_ = syscall.Kill(program, syscall.SIGKILL) // the program may outlive the shell; gone already is fine
 				p.Kill()
 			})
 			if err := p.AwaitAnswer(demotest.EventTimeout); err != nil {

@@ -14,8 +14,9 @@ import (
 
 // report is what one lab run found, ready to print and draw.
 type report struct {
-	Steps   []*step
-	Elapsed time.Duration
+	Steps    []*step
+	Restarts []restartRun // lab/restart.go, when steps 05 and 12 both ran
+	Elapsed  time.Duration
 
 	GoVersion, Platform string
 	Cores               int
@@ -45,6 +46,8 @@ func (r *report) tables() string {
 	if len(r.Rolling) > 0 {
 		fmt.Fprintf(&b, "### rolling update\n\n%s\n\n%s\n", rollingAbout, r.RollingTable())
 	}
+	fmt.Fprintf(&b, "### streams\n\n%s\n\n%s\n", r.StreamsAbout(), r.StreamsTable())
+	b.WriteString(r.untimedSection())
 	return b.String()
 }
 
@@ -119,12 +122,13 @@ var docTemplate string
 // writeDoc writes the whole of docs/lab.md from the template.
 func (r *report) writeDoc(path string) error {
 	tmpl, err := template.New("lab.md").Funcs(template.FuncMap{
-		"duration":     formatDuration,
-		"drainTimeout": func() time.Duration { return drainTimeout },
-		"deadline":     func() time.Duration { return deadline },
-		"idleAtOnce":   func() time.Duration { return idleAtOnce },
-		"propagation":  func() time.Duration { return rollingPropagation },
-		"drainDelay":   func() time.Duration { return rollingDrainDelay },
+		"duration":          formatDuration,
+		"drainTimeout":      func() time.Duration { return drainTimeout },
+		"deadline":          func() time.Duration { return deadline },
+		"idleAtOnce":        func() time.Duration { return idleAtOnce },
+		"propagation":       func() time.Duration { return rollingPropagation },
+		"drainDelay":        func() time.Duration { return rollingDrainDelay },
+		"untimedDrainDelay": func() time.Duration { return untimedDrainDelay },
 	}).Parse(docTemplate)
 	if err != nil {
 		return err

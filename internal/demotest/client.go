@@ -13,7 +13,7 @@ import (
 type Response struct {
 	Status int
 	Header http.Header
-	Close  bool // the response said Connection: close (net/http removes that header)
+	Close  bool // the server said Connection: close (net/http takes that header out of Header)
 	Body   string
 	Err    error
 	At     time.Time // when the client had the whole answer, or gave up
@@ -34,8 +34,10 @@ func (p *Process) Get(path string) Response { return p.Request(http.MethodGet, p
 
 // Request sends a request with the given method for path on a connection of
 // its own, as `curl -X method` would.
-func (p *Process) Request(method, path string) Response {
-	req, err := http.NewRequest(method, "http://"+p.Addr+path, nil)
+func (p *Process) Request(method, path string) Response { return request(p.Addr, method, path) }
+
+func request(addr, method, path string) Response {
+	req, err := http.NewRequest(method, "http://"+addr+path, nil)
 	if err != nil {
 		return Response{Err: err, At: time.Now()}
 	}

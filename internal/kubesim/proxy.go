@@ -173,7 +173,11 @@ func splice(client, backend *net.TCPConn) {
 			reset(src)
 			return
 		}
-		dst.CloseWrite()
+		// The end of stream cannot be passed on: the other side is gone,
+		// so end this side too.
+		if err := dst.CloseWrite(); err != nil {
+			reset(src)
+		}
 	}
 	go pipe(backend, client)
 	go pipe(client, backend)
@@ -185,8 +189,10 @@ func splice(client, backend *net.TCPConn) {
 
 // reset closes c with a TCP reset instead of an orderly end of stream.
 func reset(c *net.TCPConn) {
-	c.SetLinger(0)
-	c.Close()
+	// SetLinger fails only on a connection already closed; Close then
+	// reports the same, and there is nothing left to reset.
+	_ = c.SetLinger(0)
+	_ = c.Close()
 }
 
 // isReset reports whether err is a connection reset or a broken pipe (a

@@ -33,7 +33,9 @@ func backend(t *testing.T, name string) string {
 					if r.Text() == "bye" {
 						return
 					}
-					io.WriteString(c, name+" "+r.Text()+"\n")
+					if _, err := io.WriteString(c, name+" "+r.Text()+"\n"); err != nil {
+						return
+					}
 				}
 			}()
 		}
