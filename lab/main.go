@@ -35,6 +35,7 @@ type step struct {
 	Bin                string       // the built program
 	BuildErr           string       // why it did not build, or ""
 	HasShutdownTimeout bool         // its -h lists -shutdown-timeout
+	HasDrainDelay      bool         // its -h lists -drain-delay (step 10)
 	UsesShutdown       bool         // its code calls a Shutdown method
 	Runs               []Run        // one per scenario, in order
 	Streams            []streamsRun // the streams scenario (streams.go)
@@ -97,8 +98,16 @@ func main() {
 		fmt.Fprintf(os.Stderr, "%s / restart (%s): %+v\n", r.Step, r.How, r.figures())
 	}
 
+	var rolling []rollingRun
+	for _, s := range rollingSteps(steps) {
+		run := runRolling(s)
+		fmt.Fprintf(os.Stderr, "%s / rolling update: %s\n", s.Name, rollingSummary(run))
+		rolling = append(rolling, run)
+	}
+
 	rep := newReport(steps, time.Since(began))
 	rep.Load = load
+	rep.Rolling = rolling
 	rep.Restarts = restarts
 	fmt.Print(rep.tables())
 	svgDir := filepath.Join("bin", "lab", "svg")
@@ -109,6 +118,9 @@ func main() {
 		fail("%v", err)
 	}
 	if err := rep.writeRestartSVG(svgDir); err != nil {
+		fail("%v", err)
+	}
+	if err := rep.writeRollingSVGs(svgDir); err != nil {
 		fail("%v", err)
 	}
 	if *write {
@@ -171,6 +183,7 @@ func build(s *step) {
 	// -h prints the flags and exits before the program does anything else.
 	usage, _ := exec.Command(bin, "-h").CombinedOutput()
 	s.HasShutdownTimeout = bytes.Contains(usage, []byte("-shutdown-timeout"))
+	s.HasDrainDelay = bytes.Contains(usage, []byte("-drain-delay"))
 	sources, _ := filepath.Glob(filepath.Join(s.Name, "*.go"))
 	for _, f := range sources {
 		if strings.HasSuffix(f, "_test.go") {
