@@ -159,10 +159,12 @@ wait:
 		// Stop accepting at once: the new process accepts on the same
 		// socket, which stays open in it. Serve returns net.ErrClosed.
 		ln.Close()
-		slog.Info("shutdown started", "cause", "handed over to the new process")
 		// Close each kept-alive connection after its next answer, as the
 		// client expects, before Shutdown closes the ones still idle.
-		keepAlives.stop(shutdownCtx)
+		// Every answer from this line on says Connection: close.
+		keepAlives.stop()
+		slog.Info("shutdown started", "cause", "handed over to the new process")
+		keepAlives.wait(shutdownCtx)
 	} else {
 		// The cause names the signal: "interrupt signal received".
 		slog.Info("shutdown started", "cause", context.Cause(ctx))
