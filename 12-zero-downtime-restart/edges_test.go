@@ -1,10 +1,16 @@
 package main
 
 import (
+	"errors"
 	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/gracefulgo/walkthrough/internal/demotest"
 )
@@ -33,5 +39,47 @@ func TestConnectionAcceptedBeforeHandOver(t *testing.T) {
 	}
 	if exit := tree.WaitExit(pid); exit.Code != 0 {
 		t.Errorf("the old process: %s, want exit status 0", exit)
+	}
+}
+
+// TestSigtermDuringUpgrade: a SIGTERM while the new binary is starting
+// stops the service. The new process is killed, so nothing is left holding
+// the socket after the old one exits: the port refuses connections.
+func TestSigtermDuringUpgrade(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	binary := demotest.CopyProgram(t, dir)
+	tree := demotest.StartTree(t, binary)
+	pid := tree.Pid()
+	// The new binary holds the write end of a FIFO until it dies, so the
+	// test sees its end as an EOF; it would take long to be ready. sleep
+	// inherits the socket, as the program would.
+	alive := filepath.Join(dir, "alive")
+	if err := syscall.Mkfifo(alive, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	fifo, err := os.OpenFile(alive, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fifo.Close()
+	deploy(t, binary, "#!/bin/sh\nexec 9>"+alive+"\necho 'level=INFO msg=\"new binary started\"' >&2\nexec sleep 30\n")
+	tree.Signal(pid, syscall.SIGHUP)
+	tree.WaitLogN("new binary started", 1)
+	tree.Signal(pid, syscall.SIGTERM)
+	if exit := tree.WaitExit(pid); exit.Code != 0 {
+		t.Errorf("the old process after SIGTERM: %s, want exit status 0", exit)
+	}
+	if err := fifo.SetReadDeadline(time.Now().Add(demotest.EventTimeout)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := fifo.Read(make([]byte, 1)); !errors.Is(err, io.EOF) {
+		t.Fatalf("the new process started by the SIGHUP outlived the SIGTERM to the old one (%v)", err)
+	}
+	if c, err := net.Dial("tcp", tree.Addr); !errors.Is(err, syscall.ECONNREFUSED) {
+		if c != nil {
+			c.Close()
+		}
+		t.Errorf("after SIGTERM during an upgrade, a new connection: %v, want it refused", err)
 	}
 }

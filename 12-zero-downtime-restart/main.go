@@ -112,6 +112,7 @@ func main() {
 	// second one, and saying so here keeps the log plain.
 	upgradeResult := make(chan error, 1)
 	upgrading := false
+	upgraded := false // the new process is ready, and has the socket
 	handedOver := false
 wait:
 	for {
@@ -140,8 +141,10 @@ wait:
 				// in time: this process goes on serving.
 				slog.Error("upgrade failed", "err", err)
 				upgrading = false
+			} else {
+				// Exit is closed next; a SIGHUP meanwhile is ignored.
+				upgraded = true
 			}
-			// On success Exit is closed next; a SIGHUP meanwhile is ignored.
 		}
 	}
 	// Stop catching SIGINT and SIGTERM: the next one ends the program at
@@ -152,6 +155,19 @@ wait:
 	// upgrader's copy of the socket: without it the port would go on
 	// accepting connections into the backlog that nobody serves.
 	upg.Stop()
+	if upgrading && !upgraded && !handedOver {
+		// A SIGINT or SIGTERM during an upgrade: Stop has the upgrader
+		// kill the new process. Wait until it has, or the new process,
+		// which holds the socket too, would serve on after this one exits.
+		if err := <-upgradeResult; err != nil {
+			slog.Error("upgrade failed", "err", err)
+		} else {
+			upgraded = true // it was ready as the signal came
+		}
+	}
+	// A new process that got ready as the signal came serves on: drain
+	// as after any hand-over.
+	handedOver = handedOver || upgraded
 	start := time.Now()
 
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), *shutdownTimeout)
