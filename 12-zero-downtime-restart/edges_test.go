@@ -83,3 +83,33 @@ func TestSigtermDuringUpgrade(t *testing.T) {
 		t.Errorf("after SIGTERM during an upgrade, a new connection: %v, want it refused", err)
 	}
 }
+
+// TestHangupDuringDrain: a SIGHUP that reaches the old process after its
+// hand-over (systemd's $MAINPID is the old pid until it exits) is logged
+// and ignored, not dropped without a word.
+func TestHangupDuringDrain(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	tree := demotest.StartTree(t, demotest.CopyProgram(t, dir), "-pid-file", filepath.Join(dir, "pid"))
+	pid := tree.Pid()
+	slow := tree.GetAsync("/slow?d=300ms") // holds the old process in its drain
+	tree.WaitLog(pid, "slow request started")
+	tree.Signal(pid, syscall.SIGHUP)
+	tree.WaitLog(pid, "shutdown started")
+	tree.Signal(pid, syscall.SIGHUP)
+	ignored := false
+	tree.Await(demotest.EventTimeout, func(lines []demotest.Line, exits map[int]demotest.Exit) bool {
+		ignored = countMsg(lines, pid, "upgrade ignored") > 0
+		_, exited := exits[pid]
+		return ignored || exited
+	})
+	if !ignored {
+		t.Errorf("pid %d did not log upgrade ignored for a SIGHUP during its drain:\n%s", pid, tree.Output())
+	}
+	if r := demotest.AwaitResponse(slow, demotest.EventTimeout); !r.OK() {
+		t.Errorf("the slow request got %v, want 200", r)
+	}
+	if exit := tree.WaitExit(pid); exit.Code != 0 {
+		t.Errorf("the old process: %s, want exit status 0", exit)
+	}
+}

@@ -149,8 +149,14 @@ wait:
 	}
 	// Stop catching SIGINT and SIGTERM: the next one ends the program at
 	// once, for whoever cannot wait for the drain. A SIGHUP is still
-	// caught, and ignored.
+	// caught, and ignored: after a hand-over systemd's $MAINPID names this
+	// process until it exits, so a reload meanwhile comes here.
 	stop()
+	go func() {
+		for range hangup {
+			slog.Warn("upgrade ignored", "reason", "this process is shutting down")
+		}
+	}()
 	// No more upgrades. On SIGINT or SIGTERM this also closes the
 	// upgrader's copy of the socket: without it the port would go on
 	// accepting connections into the backlog that nobody serves.
