@@ -24,6 +24,7 @@ vet: ## go vet every package
 
 run-%: ## build step NN into bin/ and run it in the foreground; flags go in ARGS="..."
 	@test -n "$(call step_dir,$*)" || { echo "no step $* (steps: $(STEPS))"; exit 2; }
+	@$(run_check_$*)
 	go build -o bin/$(call step_dir,$*) ./$(call step_dir,$*)
 	./bin/$(call step_dir,$*) $(ARGS)
 
@@ -31,10 +32,19 @@ test-%: ## run step NN's tests with -race
 	@test -n "$(call step_dir,$*)" || { echo "no step $* (steps: $(STEPS))"; exit 2; }
 	go test -race ./$(call step_dir,$*)/...
 
+# Step 09 is one program with two roles, each run in a terminal of its own:
+# say what to type when ARGS does not start with one.
+run_check_09 = case "$(firstword $(ARGS))" in web|worker) ;; *) \
+	echo "step 09 has two roles; run each in a terminal of its own:"; \
+	echo "  make run-09 ARGS=web"; echo "  make run-09 ARGS=worker"; \
+	echo "(flags follow the role: make run-09 ARGS=\"worker -workers 2\")"; exit 2;; esac
+
 # The step a step builds on, where that is not the one before it: 07 and 08
 # are step 05 in gin's and echo's words, so their diff is against 05, not 06.
 diff_base_07 := 05
 diff_base_08 := 05
+# 09 moves step 06's background work into a worker process of its own.
+diff_base_09 := 06
 
 diff-%: ## show what changed in main.go since the step NN builds on (the one before; 05 for 07 and 08)
 	@test -n "$(call step_dir,$*)" || { echo "no step $* (steps: $(STEPS))"; exit 2; }
