@@ -67,7 +67,7 @@ func TestEmailsStatuses(t *testing.T) {
 	for path, status := range map[string]int{
 		fmt.Sprintf("/emails/%d", ids[0]):   http.StatusOK,
 		fmt.Sprintf("/emails/%d", ids[0]+1): http.StatusNotFound,
-		"/emails/banana":                     http.StatusNotFound,
+		"/emails/banana":                    http.StatusNotFound,
 	} {
 		if r := web.Get(path); r.Status != status {
 			t.Errorf("GET %s = %v, want %d", path, r, status)
