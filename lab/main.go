@@ -33,6 +33,7 @@ type step struct {
 	BuildErr           string // why it did not build, or ""
 	HasShutdownTimeout bool   // its -h lists -shutdown-timeout
 	UsesShutdown       bool   // its code calls a Shutdown method
+	WebRole            bool   // one program with roles: its HTTP side is "web" (see crash.go)
 	Runs               []Run  // one per scenario, in order
 }
 
@@ -74,9 +75,12 @@ func main() {
 		}
 	}
 
+	emails := runEmailLab(steps)
 	rep := newReport(steps, time.Since(began))
+	rep.Emails = emails
 	rep.Load = load
 	fmt.Print(rep.tables())
+	fmt.Print(rep.Emails)
 	svgDir := filepath.Join("docs", "lab")
 	if *only != "" {
 		svgDir = filepath.Join("bin", "lab", "svg")
@@ -137,6 +141,7 @@ func build(s *step) {
 	// -h prints the flags and exits before the program does anything else.
 	usage, _ := exec.Command(bin, "-h").CombinedOutput()
 	s.HasShutdownTimeout = bytes.Contains(usage, []byte("-shutdown-timeout"))
+	s.WebRole = hasWebRole(s, usage)
 	sources, _ := filepath.Glob(filepath.Join(s.Name, "*.go"))
 	for _, f := range sources {
 		if strings.HasSuffix(f, "_test.go") {

@@ -21,6 +21,7 @@ type report struct {
 	Cores               int
 	Date                string
 	Load                string // the load average when the lab began, if known
+	Emails              string // the email steps' tables, from crash.go, or ""
 }
 
 func newReport(steps []*step, elapsed time.Duration) *report {
