@@ -261,7 +261,7 @@ func newFlags(role string) *flag.FlagSet {
 // parse parses a role's flags and exits 2, with the usage, when words are
 // left over: a misspelt command line must not start a server.
 func parse(flags *flag.FlagSet, args []string) {
-	flags.Parse(args) // ExitOnError: a bad flag exits 2
+	_ = flags.Parse(args) // never an error: ExitOnError exits 2 on a bad flag
 	if flags.NArg() > 0 {
 		fmt.Fprintf(flags.Output(), "unexpected argument %q\n", flags.Arg(0))
 		flags.Usage()

@@ -1,12 +1,14 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"crypto/rand"
 	"database/sql"
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -76,6 +78,32 @@ func TestEmailsStatuses(t *testing.T) {
 	// No worker runs: the job waits, as River calls it, available.
 	if got := jobStatus(t, web, ids[0]); got.State != "available" || got.To != "ann@example.com" || got.Attempts != 0 {
 		t.Errorf("GET /emails/%d = %+v, want ann@example.com available with 0 attempts", ids[0], got)
+	}
+}
+
+// TestLateBodyIs408: a body that does not arrive within the server's
+// ReadTimeout (10s) gets 408 Request Timeout, never an implicit 200, and
+// queues nothing.
+func TestLateBodyIs408(t *testing.T) {
+	t.Parallel()
+	database := sqliteDB(t)
+	web := startWeb(t, database)
+	conn, err := net.Dial("tcp", web.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	fmt.Fprint(conn, "POST /emails HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"to\": [")
+	conn.SetReadDeadline(time.Now().Add(15 * time.Second))
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatalf("no answer to a late body: %v", err)
+	}
+	if resp.StatusCode != http.StatusRequestTimeout {
+		t.Errorf("a late body got %s, want 408", resp.Status)
+	}
+	if n := countJobs(t, database); n != 0 {
+		t.Errorf("a late body queued %d jobs", n)
 	}
 }
 

@@ -15,7 +15,9 @@ type BoundedArgs struct{}
 
 func (BoundedArgs) Kind() string { return "bounded" }
 
-type boundedWorker struct{ river.WorkerDefaults[BoundedArgs] }
+type boundedWorker struct {
+	river.WorkerDefaults[BoundedArgs]
+}
 
 func (boundedWorker) Timeout(*river.Job[BoundedArgs]) time.Duration { return time.Minute }
 func (boundedWorker) Work(context.Context, *river.Job[BoundedArgs]) error {
