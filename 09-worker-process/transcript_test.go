@@ -28,16 +28,29 @@ import (
 // keeps each program's lines in one order on every run; only River's lines
 // that follow from the step's own are kept.
 func TestTranscripts(t *testing.T) {
-	t.Parallel() // the sessions wait on timers, not on the CPU
-	for name, script := range map[string]func(*recorder){
-		"three-terminals": threeTerminals,
-		"kill-worker":     killWorker,
-		"budget":          workerBudget,
+	t.Parallel()                               // the sessions wait on timers, not on the CPU
+	live := os.Getenv(demotest.LiveEnv) == "1" // make demo-09: one after the other, each line as it comes
+	for _, session := range []struct {
+		name, title string
+		script      func(*recorder)
+	}{
+		{"three-terminals", "web, worker and curl: the jobs wait for a worker", threeTerminals},
+		{"kill-worker", "kill -9 of the worker mid-send, and the rescue", killWorker},
+		{"budget", "a send longer than the worker's budget", workerBudget},
 	} {
+		name := session.name
 		t.Run(name, func(t *testing.T) {
-			t.Parallel()
 			r := &recorder{t: t, database: sqliteDB(t), pids: map[int]string{}}
-			script(r)
+			if live {
+				r.began = time.Now()
+				fmt.Printf("\n== 09-worker-process: %s ==\n", session.title)
+			} else {
+				t.Parallel()
+			}
+			session.script(r)
+			if live {
+				return
+			}
 			got := r.transcript()
 			file := filepath.Join("testdata", name+".transcript")
 			if os.Getenv(demotest.UpdateEnv) == "1" {
@@ -115,6 +128,7 @@ type recorder struct {
 	logged   map[*demotest.Process]int // how many of a program's lines are in
 	names    map[*demotest.Process]string
 	pids     map[int]string // a pid, as the transcript names it
+	began    time.Time      // set in live mode
 }
 
 func (r *recorder) record(who, text string) {
@@ -122,6 +136,9 @@ func (r *recorder) record(who, text string) {
 		text = fmt.Sprintf("%6s | %s", who, text)
 	}
 	r.lines = append(r.lines, text)
+	if !r.began.IsZero() {
+		fmt.Printf("%7.3fs  %s\n", time.Since(r.began).Seconds(), text)
+	}
 }
 
 func (r *recorder) note(text string) { r.record("", "# "+text) }
