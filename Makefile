@@ -2,14 +2,21 @@
 # Steps are the folders named NN-something; NN below is their number.
 
 STEPS := $(sort $(patsubst %/,%,$(wildcard [0-9][0-9]-*/)))
-# step_dir NN -> the folder of step NN, e.g. 04 -> 04-notifycontext
-step_dir = $(filter $(1)-%,$(STEPS))
+# step_num 04-notifycontext -> 04
+step_num = $(firstword $(subst -, ,$(1)))
+NUMBERS := $(foreach s,$(STEPS),$(call step_num,$(s)))
+# step_dir NN -> the folder of step NN, e.g. 04 -> 04-notifycontext; the
+# folder's whole name works too
+step_dir = $(or $(filter $(1)-%,$(STEPS)),$(filter $(1),$(STEPS)))
+# need_step stops a run-NN, test-NN, diff-NN or demo-NN whose NN is no step,
+# saying what to type instead
+need_step = @test -n "$(call step_dir,$*)" || { echo 'no step "$*": give its number, as in make $(@:%$*=%)04 (steps: $(NUMBERS))'; exit 2; }
 
 .DEFAULT_GOAL := help
 .PHONY: help test fmt-check vet
 
 help: ## list the targets
-	@echo "Targets (NN is a step number: $(foreach s,$(STEPS),$(firstword $(subst -, ,$(s)))))"
+	@echo "Targets (NN is a step number: $(NUMBERS))"
 	@grep -hE '^[a-zA-Z%_-]+:.*## ' $(MAKEFILE_LIST) | sed 's/%/NN/' | \
 		awk 'BEGIN {FS = ":.*## "} {printf "  make %-12s %s\n", $$1, $$2}'
 
@@ -22,14 +29,29 @@ fmt-check: ## fail if gofmt would change a file
 vet: ## go vet every package
 	go vet ./...
 
+# A target with no number at all. Without these rules make would try its
+# built-in ones (run- from run-.o) and report "no step .o".
+run- test- diff- demo-:
+	@echo 'which step? make $@NN, with NN one of: $(NUMBERS) (make $@04, for instance)'; exit 2
+
+# golangci-lint is pinned in its own module, tools/go.mod, so that the root
+# go.mod stays what the steps need. go tool builds it on first use (about a
+# minute), then caches it. To move it: go get -modfile=tools/go.mod -tool
+# github.com/golangci/golangci-lint/v2/cmd/golangci-lint@vX.Y.Z, then
+# go -C tools mod tidy (not go mod tidy -modfile, which would take the
+# repository's packages for the tools module's).
+.PHONY: lint
+lint: ## golangci-lint: govet, staticcheck, errcheck, gosec's server timeouts (.golangci.yml)
+	go tool -modfile=tools/go.mod golangci-lint run ./...
+
 run-%: ## build step NN into bin/ and run it in the foreground; flags go in ARGS="..."
-	@test -n "$(call step_dir,$*)" || { echo "no step $* (steps: $(STEPS))"; exit 2; }
+	$(need_step)
 	@$(run_check_$*)
 	go build -o bin/$(call step_dir,$*) ./$(call step_dir,$*)
 	./bin/$(call step_dir,$*) $(ARGS)
 
 test-%: ## run step NN's tests with -race
-	@test -n "$(call step_dir,$*)" || { echo "no step $* (steps: $(STEPS))"; exit 2; }
+	$(need_step)
 	go test -race ./$(call step_dir,$*)/...
 
 # Step 09 is one program with two roles, each run in a terminal of its own:
@@ -40,15 +62,18 @@ run_check_09 = case "$(firstword $(ARGS))" in web|worker) ;; *) \
 	echo "(flags follow the role: make run-09 ARGS=\"worker -workers 2\")"; exit 2;; esac
 
 # The step a step builds on, where that is not the one before it: 07 and 08
-# are step 05 in gin's and echo's words, so their diff is against 05, not 06.
+# are step 05 in gin's and echo's words, so their diff is against 05, not 06;
+# 11 adds its streams to step 05.
 diff_base_07 := 05
 diff_base_08 := 05
 # 09 moves step 06's background work into a worker process of its own.
 diff_base_09 := 06
+diff_base_11 := 05
+diff_base_12 := 05
 
-diff-%: ## show what changed in main.go since the step NN builds on (the one before; 05 for 07 and 08)
-	@test -n "$(call step_dir,$*)" || { echo "no step $* (steps: $(STEPS))"; exit 2; }
-	@prev=$(if $(diff_base_$*),$(call step_dir,$(diff_base_$*)),$$(printf '%s\n' $(STEPS) | grep -B1 -x '$(call step_dir,$*)' | head -n 1)); \
+diff-%: ## show what changed in main.go since the step NN builds on (the one before, or the step it builds on: 05 for 07, 08, 10, 11 and 12; 06 for 09)
+	$(need_step)
+	@prev=$(if $(diff_base_$(call step_num,$*)),$(call step_dir,$(diff_base_$(call step_num,$*))),$$(printf '%s\n' $(STEPS) | grep -B1 -x '$(call step_dir,$*)' | head -n 1)); \
 	if [ "$$prev" = "$(call step_dir,$*)" ]; then echo "$(call step_dir,$*) is the first step"; exit 0; fi; \
 	git diff --no-index -- $$prev/main.go $(call step_dir,$*)/main.go || [ $$? -eq 1 ]
 
@@ -60,11 +85,14 @@ transcripts: ## rerun the steps' README sessions and rewrite their testdata/*.tr
 	DEMOTEST_UPDATE=1 go test -count=1 -run '^TestTranscripts$$' $(addprefix ./,$(STEPS))
 
 demo-%: ## one terminal: start step NN, send a slow request, then SIGTERM, and narrate what each side saw
-	@test -n "$(call step_dir,$*)" || { echo "no step $* (steps: $(STEPS))"; exit 2; }
+	$(need_step)
 	@go test -c -o bin/$(call step_dir,$*).test ./$(call step_dir,$*)
 	@cd $(call step_dir,$*) && DEMOTEST_LIVE=1 ../bin/$(call step_dir,$*).test -test.run '^TestTranscripts$$'
 	@echo "(PASS: every session went as the step's README shows it)"
 
-.PHONY: lab
-lab: ## every step under the same load and signals: rewrites docs/lab.md and its pictures (STEP=NN: one step, docs untouched)
+.PHONY: lab lab-docs
+lab: ## every step (STEP=NN: one) under the same load and signals: prints the tables, draws bin/lab/svg/; docs/ untouched
 	go run ./lab $(if $(STEP),-step $(STEP))
+
+lab-docs: ## the lab on every step, rewriting the committed docs/lab.md and docs/lab/*.svg
+	go run ./lab -write

@@ -27,6 +27,13 @@ const maxDelay = time.Minute
 func main() {
 	addr := flag.String("addr", "localhost:8080", `address to listen on; ":8080" listens on every interface`)
 	flag.Parse()
+	// Parse stops at the first word that is not a flag: a word left over is
+	// a mistyped flag, and the flags after it were never read.
+	if flag.NArg() > 0 {
+		fmt.Fprintf(os.Stderr, "%q is not a flag (flags start with -, as in -addr :8080)\n", flag.Arg(0))
+		flag.Usage()
+		os.Exit(2)
+	}
 
 	slog.SetDefault(slog.New(slog.NewTextHandler(os.Stderr, nil)))
 

@@ -33,6 +33,13 @@ func main() {
 	addr := flag.String("addr", "localhost:8080", `address to listen on; ":8080" listens on every interface`)
 	shutdownTimeout := flag.Duration("shutdown-timeout", 10*time.Second, "how long to wait for open connections before cutting them")
 	flag.Parse()
+	// Parse stops at the first word that is not a flag: a word left over is
+	// a mistyped flag, and the flags after it were never read.
+	if flag.NArg() > 0 {
+		fmt.Fprintf(os.Stderr, "%q is not a flag (flags start with -, as in -addr :8080)\n", flag.Arg(0))
+		flag.Usage()
+		os.Exit(2)
+	}
 	if *shutdownTimeout <= 0 {
 		fmt.Fprintln(os.Stderr, "-shutdown-timeout must be more than 0")
 		os.Exit(2)

@@ -30,6 +30,13 @@ func main() {
 	addr := flag.String("addr", "localhost:8080", `address to listen on; ":8080" listens on every interface`)
 	shutdownTimeout := flag.Duration("shutdown-timeout", 10*time.Second, "how long to wait for in-flight requests before cutting them")
 	flag.Parse()
+	// Parse stops at the first word that is not a flag: a word left over is
+	// a mistyped flag, and the flags after it were never read.
+	if flag.NArg() > 0 {
+		fmt.Fprintf(os.Stderr, "%q is not a flag (flags start with -, as in -addr :8080)\n", flag.Arg(0))
+		flag.Usage()
+		os.Exit(2)
+	}
 	if *shutdownTimeout <= 0 {
 		fmt.Fprintln(os.Stderr, "-shutdown-timeout must be more than 0")
 		os.Exit(2)
@@ -82,9 +89,9 @@ func main() {
 	cancel()
 	if err != nil {
 		// The deadline passed with requests still running. Shutdown left
-		// them alone; Close cuts their connections now. Exiting would cut
-		// them too, but a program with more to shut down after the server
-		// (a queue, a database) must not leave them open while it does.
+		// them alone. Here the exit below cuts them anyway; Close matters
+		// in a program with more to shut down after the server (a queue,
+		// a database), to cut them first: step 06 does, and proves it.
 		srv.Close()
 		slog.Error("shutdown forced", "took", time.Since(start).Round(time.Millisecond), "err", err)
 		os.Exit(1)

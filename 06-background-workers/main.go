@@ -2,8 +2,11 @@
 // in the background, and shuts down in order, within one budget: HTTP first,
 // so no job arrives, then the workers drain the queue. If the budget runs
 // out, or a second signal comes, it cancels the sends and saves every unsent
-// job to a spool, which the next start queues again: no accepted job is lost
-// or sent twice. The router is chi.
+// job to a spool, which the next start queues again. So a graceful stop, a
+// budget that runs out or a second signal loses no accepted job and sends
+// none twice; a crash (SIGKILL, a panic, a power cut) still loses the queue,
+// and a disk that fails at exit the spool: the README lists these limits.
+// The router is chi.
 //
 // Usage:
 //
@@ -20,6 +23,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/json"
@@ -35,8 +39,10 @@ import (
 	"os"
 	"os/signal"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
+	"unicode/utf8"
 
 	"github.com/go-chi/chi/v5"
 	"github.com/go-chi/chi/v5/middleware"
@@ -54,9 +60,17 @@ func main() {
 	workerCount := flag.Int("workers", 4, "how many emails are sent at once")
 	queueSize := flag.Int("queue-size", 100, "how many emails may wait for a worker; more are refused with 503")
 	sendTime := flag.Duration("send-time", time.Second, "how long sending one email takes (it is simulated)")
+	readTimeout := flag.Duration("read-timeout", 10*time.Second, "how long a client may take to send a whole request; a body still arriving then gets 408")
 	outboxPath := flag.String("outbox", "data/outbox.jsonl", "file each sent email is appended to")
 	spoolPath := flag.String("spool", "data/spool.jsonl", "file the unsent emails are saved to at exit and queued from at start")
 	flag.Parse()
+	// Parse stops at the first word that is not a flag: a word left over is
+	// a mistyped flag, and the flags after it were never read.
+	if flag.NArg() > 0 {
+		fmt.Fprintf(os.Stderr, "%q is not a flag (flags start with -, as in -addr :8080)\n", flag.Arg(0))
+		flag.Usage()
+		os.Exit(2)
+	}
 	var problem string
 	switch {
 	case *shutdownTimeout <= 0:
@@ -67,6 +81,8 @@ func main() {
 		problem = "-queue-size must be more than 0"
 	case *sendTime < 0:
 		problem = "-send-time must not be negative"
+	case *readTimeout <= 0:
+		problem = "-read-timeout must be more than 0"
 	}
 	if problem != "" {
 		fmt.Fprintln(os.Stderr, problem)
@@ -120,6 +136,7 @@ func main() {
 	// handler into a 500 instead of a dead connection; GetHead answers HEAD
 	// like GET, as step 05's ServeMux did.
 	router.Use(middleware.RequestID, middleware.Recoverer, middleware.GetHead)
+	router.MethodNotAllowed(methodNotAllowed(router))
 	router.Get("/", home)
 	router.Get("/slow", slow)
 	router.With(middleware.RequestSize(maxBody)).Post("/emails", postEmails(queue, *sendTime))
@@ -129,7 +146,7 @@ func main() {
 		// A client that connects and never finishes its request headers is
 		// dropped after ReadHeaderTimeout, so it cannot hold the drain.
 		ReadHeaderTimeout: 2 * time.Second,
-		ReadTimeout:       10 * time.Second,
+		ReadTimeout:       *readTimeout,              // a body still arriving then gets 408: see postEmails
 		WriteTimeout:      maxDelay + 10*time.Second, // longer than the slowest /slow
 		IdleTimeout:       60 * time.Second,
 	}
@@ -204,11 +221,12 @@ func main() {
 	// 3. Then the resources: save what was not sent, close the outbox.
 	if unsent := pool.Unsent(); len(unsent) > 0 {
 		if err := WriteSpool(*spoolPath, unsent); err != nil {
-			// The last place left for them is the log: one line per job,
-			// with all it needs to be sent by hand or queued again.
+			// The jobs are lost. Say which, with no more than the log already
+			// holds ("email sending" names the recipient): a body can hold
+			// what logs must not, such as a password-reset link.
 			slog.Error("cannot write spool", "count", len(unsent), "err", err)
 			for _, job := range unsent {
-				slog.Error("unsent job", "id", job.ID, "to", job.To, "subject", job.Subject, "body", job.Body)
+				slog.Error("unsent job", "id", job.ID, "to", job.To, "request_id", job.RequestID)
 			}
 		} else {
 			slog.Warn("jobs spooled", "count", len(unsent), "spool", *spoolPath)
@@ -273,16 +291,31 @@ type emailRequest struct {
 func postEmails(queue *Queue, sendTime time.Duration) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		body, err := io.ReadAll(r.Body) // at most maxBody: see RequestSize
-		var tooLarge *http.MaxBytesError
-		if errors.As(err, &tooLarge) {
-			http.Error(w, fmt.Sprintf("the body is over %d bytes", maxBody), http.StatusRequestEntityTooLarge)
+		if err != nil {
+			// Answer every failure: a handler that returns without writing
+			// gets an implicit 200 from net/http, success for a job that
+			// was never taken.
+			status, why := http.StatusBadRequest, "the body ended early"
+			var tooLarge *http.MaxBytesError
+			switch {
+			case errors.As(err, &tooLarge):
+				status, why = http.StatusRequestEntityTooLarge, fmt.Sprintf("the body is over %d bytes", maxBody)
+			case errors.Is(err, os.ErrDeadlineExceeded):
+				// ReadTimeout passed with the body still arriving.
+				status, why = http.StatusRequestTimeout, "the body took longer than the server's read timeout"
+			}
+			slog.Warn("cannot read body", "status", status, "err", err, "request_id", middleware.GetReqID(r.Context()))
+			http.Error(w, why, status)
 			return
 		}
-		if err != nil {
-			return // the client went away
+		// JSON text is UTF-8. encoding/json would replace each invalid
+		// byte with U+FFFD and send an email that is not the one posted.
+		if !utf8.Valid(body) {
+			http.Error(w, "bad JSON: the body is not valid UTF-8", http.StatusBadRequest)
+			return
 		}
 		var req emailRequest
-		if err := json.Unmarshal(body, &req); err != nil {
+		if err := decodeJSON(body, &req); err != nil {
 			http.Error(w, "bad JSON: "+err.Error(), http.StatusBadRequest)
 			return
 		}
@@ -317,5 +350,39 @@ func postEmails(queue *Queue, sendTime time.Duration) http.HandlerFunc {
 		w.Header().Set("Content-Type", "application/json")
 		w.WriteHeader(http.StatusAccepted)
 		json.NewEncoder(w).Encode(map[string][]string{"ids": ids})
+	}
+}
+
+// decodeJSON decodes body, which must be one JSON object, into v. A field
+// that v does not have is an error, not dropped in silence: a client that
+// sends "cc" must learn that nobody will get a copy.
+func decodeJSON(body []byte, v any) error {
+	decoder := json.NewDecoder(bytes.NewReader(body))
+	decoder.DisallowUnknownFields()
+	if err := decoder.Decode(v); err != nil {
+		return err
+	}
+	if _, err := decoder.Token(); err != io.EOF {
+		return errors.New("data after the JSON object")
+	}
+	return nil
+}
+
+// methodNotAllowed answers a known path asked with another method: 405,
+// the methods it takes in Allow, and a body that says so, as ServeMux does
+// (chi's own 405 has an empty body). GetHead answers HEAD wherever GET is.
+func methodNotAllowed(router chi.Router) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		var allow []string
+		for _, method := range []string{http.MethodGet, http.MethodPost} {
+			if router.Match(chi.NewRouteContext(), method, r.URL.Path) {
+				allow = append(allow, method)
+				if method == http.MethodGet {
+					allow = append(allow, http.MethodHead)
+				}
+			}
+		}
+		w.Header().Set("Allow", strings.Join(allow, ", "))
+		http.Error(w, http.StatusText(http.StatusMethodNotAllowed), http.StatusMethodNotAllowed)
 	}
 }

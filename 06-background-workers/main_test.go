@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"os"
@@ -185,6 +186,9 @@ func TestEmailsStatuses(t *testing.T) {
 		{"no recipients", `{"subject": "hi"}`, http.StatusBadRequest},
 		{"empty list", `{"to": []}`, http.StatusBadRequest},
 		{"bad address", `{"to": ["ann@example.com", "bob at example.com"]}`, http.StatusBadRequest},
+		{"unknown field", `{"to": ["ann@example.com"], "cc": ["bob@example.com"]}`, http.StatusBadRequest},
+		{"data after the object", `{"to": ["ann@example.com"]}]`, http.StatusBadRequest},
+		{"not UTF-8", "{\"to\": [\"ann@example.com\"], \"body\": \"\xff\"}", http.StatusBadRequest},
 		{"body over 1 MiB", `{"to": ["ann@example.com"], "body": "` + strings.Repeat("x", 1<<20) + `"}`, http.StatusRequestEntityTooLarge},
 		{"more than the queue holds", emailBody(recipients("many", 4)...), http.StatusRequestEntityTooLarge},
 	} {
@@ -193,8 +197,11 @@ func TestEmailsStatuses(t *testing.T) {
 			t.Errorf("%s: %v, want %d with a one-line reason", c.name, r, c.status)
 		}
 	}
-	if r := p.Get("/emails"); r.Status != http.StatusMethodNotAllowed {
-		t.Errorf("GET /emails = %v, want 405", r)
+	if r, _ := p.PostJSON("/emails", `{"to": ["ann@example.com"], "cc": ["bob@example.com"]}`); !strings.Contains(r.Body, `"cc"`) {
+		t.Errorf("an unknown field got %v, want a reason that names it", r)
+	}
+	if r := p.Get("/emails"); r.Status != http.StatusMethodNotAllowed || strings.TrimSpace(r.Body) != "Method Not Allowed" || r.Header.Get("Allow") != "POST" {
+		t.Errorf("GET /emails = %v, Allow: %q; want 405 Method Not Allowed, Allow: POST", r, r.Header.Get("Allow"))
 	}
 	if _, ok := p.Logged("email sending"); ok {
 		t.Fatal("a refused request queued jobs")
@@ -266,7 +273,13 @@ func TestUnwritableSpoolLogsEachJob(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
 	p := demotest.Start(t, append(files(dir), "-workers", "1", "-send-time", "20s", "-shutdown-timeout", "200ms")...)
-	ids := accept(t, p, recipients("unwritable", 3)...)
+	const secret = "https://example.com/reset?token=s3cr3t"
+	r, _ := p.PostJSON("/emails", `{"to": ["ann@example.com", "bob@example.com", "cy@example.com"], "subject": "Reset", "body": "`+secret+`"}`)
+	var answer struct{ IDs []string }
+	if r.Status != http.StatusAccepted || json.Unmarshal([]byte(r.Body), &answer) != nil {
+		t.Fatalf("POST /emails: %v, want 202", r)
+	}
+	ids := answer.IDs
 	// The spool was read and cleared at start; a non-empty folder in its
 	// place now makes the rename at exit fail.
 	if err := os.MkdirAll(filepath.Join(dir, "spool.jsonl", "in-the-way"), 0o755); err != nil {
@@ -291,6 +304,109 @@ func TestUnwritableSpoolLogsEachJob(t *testing.T) {
 	if !slices.Equal(logged, ids) {
 		t.Errorf("unsent job lines name %v, want every accepted job %v", logged, ids)
 	}
+	// The ids, not the emails: a body can hold what logs must not.
+	if strings.Contains(p.Output(), secret) {
+		t.Errorf("the log holds an email's body, %q", secret)
+	}
+}
+
+// TestLargestBodiesSpoolAndComeBack: whatever POST /emails accepts, the
+// spool can hold and the next start can read. The worst cases are the
+// largest body (exactly the 1 MiB limit) made of the characters whose JSON
+// grows most: "<", six bytes each as json.Encoder writes it by default, and
+// U+2028, three bytes that become six even without that escaping. Both are
+// accepted, spooled at a short budget, restored by a restart and sent.
+func TestLargestBodiesSpoolAndComeBack(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	spool := filepath.Join(dir, "spool.jsonl")
+	p := demotest.Start(t, append(files(dir), "-workers", "1", "-send-time", "1m", "-shutdown-timeout", "300ms")...)
+	bodies := map[string]string{} // job id -> the body it was posted with
+	for _, char := range []string{"<", "\u2028"} {
+		head, tail := `{"to": ["worst@example.com"], "body": "`, `"}`
+		room := maxBody - len(head) - len(tail)
+		body := strings.Repeat(char, room/len(char)) + strings.Repeat(" ", room%len(char))
+		request := head + body + tail
+		if len(request) != maxBody {
+			t.Fatalf("the request is %d bytes, want the limit, %d", len(request), maxBody)
+		}
+		r, _ := p.PostJSON("/emails", request)
+		var answer struct{ IDs []string }
+		if r.Status != http.StatusAccepted || json.Unmarshal([]byte(r.Body), &answer) != nil || len(answer.IDs) != 1 {
+			t.Fatalf("POST /emails with %d bytes of %q: %d %.80q, want 202 and one id", len(request), char, r.Status, r.Body)
+		}
+		bodies[answer.IDs[0]] = body
+	}
+	p.WaitLog("email sending")
+	p.Signal(syscall.SIGTERM)
+	if exit := p.WaitExit(); exit.Code != 1 {
+		t.Errorf("%s when the budget ran out, want exit status 1", exit)
+	}
+	// Keep a copy: the restart clears the spool once it has read it.
+	kept := filepath.Join(t.TempDir(), "spool.jsonl")
+	if err := os.Link(spool, kept); err != nil {
+		t.Fatal(err)
+	}
+
+	p = demotest.Start(t, append(files(dir), "-send-time", "10ms")...)
+	if got := p.WaitLog("jobs restored").Attr("count"); got != "2" {
+		t.Errorf("jobs restored count=%s, want 2", got)
+	}
+	p.Signal(syscall.SIGTERM)
+	if exit := p.WaitExit(); exit.Code != 0 {
+		t.Errorf("%s after the restart's drain, want exit status 0", exit)
+	}
+	ids := slices.Collect(maps.Keys(bodies))
+	checkOnce(t, ids, readJobs(t, filepath.Join(dir, "outbox.jsonl")))
+	// And what was restored is what was posted, byte for byte.
+	for _, job := range readJobs(t, kept) {
+		if job.Body != bodies[job.ID] {
+			t.Errorf("job %s came back from the spool with a body of %d bytes, not the %d posted", job.ID, len(job.Body), len(bodies[job.ID]))
+		}
+	}
+}
+
+// TestSlowBodyGets408: a client that sends its body slower than
+// -read-timeout (as curl --limit-rate 20 does) gets 408 and a reason, and
+// the program logs it. Without an answer of its own the handler would
+// return, and net/http would send an implicit 200 for a job never taken.
+func TestSlowBodyGets408(t *testing.T) {
+	t.Parallel()
+	const readTimeout = 300 * time.Millisecond
+	p := demotest.Start(t, append(files(t.TempDir()), "-read-timeout", readTimeout.String())...)
+	conn, err := p.Dial()
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := emailBody("slow@example.com")
+	fmt.Fprintf(conn, "POST /emails HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n", len(body))
+	// One byte every 50ms: the whole body would take seconds.
+	answered := make(chan struct{})
+	go func() {
+		for i := 0; i < len(body); i++ {
+			select {
+			case <-answered:
+				return
+			case <-time.After(50 * time.Millisecond):
+			}
+			if _, err := conn.Write([]byte{body[i]}); err != nil {
+				return
+			}
+		}
+	}()
+	conn.SetReadDeadline(time.Now().Add(readTimeout + demotest.EventTimeout))
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	close(answered)
+	if err != nil {
+		t.Fatalf("the slow POST got no answer: %v", err)
+	}
+	answer, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusRequestTimeout || !oneLine(string(answer)) {
+		t.Errorf("the slow POST got %d %q, want 408 with a one-line reason", resp.StatusCode, answer)
+	}
+	if line := p.WaitLog("cannot read body"); line.Attr("status") != "408" {
+		t.Errorf("logged %q, want status=408", line.Raw)
+	}
 }
 
 // TestBadFlags: a value the program cannot work with stops it before it
@@ -300,6 +416,7 @@ func TestBadFlags(t *testing.T) {
 		{"-workers", "0"},
 		{"-queue-size", "-1"},
 		{"-send-time", "-1s"},
+		{"-read-timeout", "0s"},
 		{"-shutdown-timeout", "0s"},
 	} {
 		t.Run(strings.Join(args, "="), func(t *testing.T) {
@@ -384,4 +501,33 @@ func sentAfter(p *demotest.Process, msg string) int {
 func oneLine(s string) bool {
 	s = strings.TrimSpace(s)
 	return s != "" && !strings.Contains(s, "\n")
+}
+
+// TestBodyCutShortGets400: a body that ends before its Content-Length (the
+// client stopped sending, here with a half-close that still lets it read)
+// gets 400 and a log line, not an implicit 200.
+func TestBodyCutShortGets400(t *testing.T) {
+	t.Parallel()
+	p := demotest.Start(t, files(t.TempDir())...)
+	conn, err := p.Dial()
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := emailBody("cut@example.com")
+	fmt.Fprintf(conn, "POST /emails HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s", len(body), body[:len(body)/2])
+	if err := conn.Conn.(*net.TCPConn).CloseWrite(); err != nil {
+		t.Fatal(err)
+	}
+	conn.SetReadDeadline(time.Now().Add(demotest.EventTimeout))
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatalf("the cut POST got no answer: %v", err)
+	}
+	answer, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusBadRequest || !oneLine(string(answer)) {
+		t.Errorf("the cut POST got %d %q, want 400 with a one-line reason", resp.StatusCode, answer)
+	}
+	if line := p.WaitLog("cannot read body"); line.Attr("status") != "400" {
+		t.Errorf("logged %q, want status=400", line.Raw)
+	}
 }

@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"log/slog"
 	"os"
@@ -243,17 +244,27 @@ func ReadSpool(path string) ([]Job, error) {
 		return nil, err
 	}
 	defer file.Close()
+	// Read each line whole, however long: it is one job as WriteSpool wrote
+	// it, and the job was in memory then. A fixed cap (a bufio.Scanner's)
+	// would have to foresee how much a body grows in JSON, and a line over
+	// it would stop every later start: a crash loop, with the jobs kept but
+	// never sent.
 	var jobs []Job
-	lines := bufio.NewScanner(file)
-	lines.Buffer(nil, 2<<20) // a job holds at most a 1 MiB request's subject and body
-	for n := 1; lines.Scan(); n++ {
+	in := bufio.NewReader(file)
+	for n := 1; ; n++ {
+		line, err := in.ReadBytes('\n')
+		if err == io.EOF && len(line) == 0 {
+			return jobs, nil
+		}
+		if err != nil && err != io.EOF {
+			return nil, err
+		}
 		var job Job
-		if err := json.Unmarshal(lines.Bytes(), &job); err != nil {
+		if err := json.Unmarshal(line, &job); err != nil {
 			return nil, fmt.Errorf("%s:%d: %w", path, n, err)
 		}
 		jobs = append(jobs, job)
 	}
-	return jobs, lines.Err()
 }
 
 // WriteSpool saves jobs to path, one JSON line each. It writes a temporary
@@ -271,6 +282,9 @@ func WriteSpool(path string, jobs []Job) error {
 	defer os.Remove(temp.Name()) // fails harmlessly once renamed
 	out := bufio.NewWriter(temp)
 	encoder := json.NewEncoder(out)
+	// Write <, > and & as themselves: escaped for HTML (the default) each
+	// takes 6 bytes, and an HTML email's spool line grows six times over.
+	encoder.SetEscapeHTML(false)
 	for _, job := range jobs {
 		if err := encoder.Encode(job); err != nil {
 			temp.Close()

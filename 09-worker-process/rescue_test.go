@@ -70,7 +70,11 @@ func TestNoJobTimeoutIsNeverRescued(t *testing.T) {
 	if err := client.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
-	defer client.Stop(ctx)
+	defer func() {
+		if err := client.Stop(ctx); err != nil {
+			t.Error(err)
+		}
+	}()
 	for deadline := time.Now().Add(10 * time.Second); state(t, client, bounded) == rivertype.JobStateRunning; {
 		if time.Now().After(deadline) {
 			t.Fatal("the rescuer did not rescue the bounded job within 10s")

@@ -22,6 +22,7 @@ type client struct {
 	lane int
 	conn net.Conn
 	r    *bufio.Reader
+	body string // the last response's body
 }
 
 // get sends GET path, on the kept-alive connection if there is one, and
@@ -48,6 +49,9 @@ func (c *client) get(path string) Request {
 	}
 	req.End = time.Now()
 	req.Outcome = classify(dialErr, err, status)
+	if req.Outcome == Completed {
+		req.Pid = pidIn(c.body)
+	}
 	if dialErr != nil {
 		err = dialErr
 	}
@@ -68,7 +72,9 @@ func (c *client) exchange(path string) (status int, closing bool, err error) {
 		return 0, false, err
 	}
 	defer resp.Body.Close()
-	if _, err := io.Copy(io.Discard, resp.Body); err != nil {
+	body, err := io.ReadAll(resp.Body)
+	c.body = string(body)
+	if err != nil {
 		return resp.StatusCode, true, err
 	}
 	return resp.StatusCode, resp.Close, nil

@@ -150,7 +150,9 @@ func crashInProcess(s *step, run *emailRun) error {
 	if _, err := p.Signal(syscall.SIGKILL); err != nil {
 		return err
 	}
-	p.awaitExit(proc.EventTimeout)
+	if err := p.awaitExit(proc.EventTimeout); err != nil {
+		return err
+	}
 	cut := cutShort(p.Process)
 	// The restart finds no spool: it has nothing to send, and drains at once.
 	again, err := start(s.Bin, dir, flags...)
@@ -161,7 +163,9 @@ func crashInProcess(s *step, run *emailRun) error {
 	if _, err := again.Signal(syscall.SIGTERM); err != nil {
 		return err
 	}
-	again.awaitExit(proc.EventTimeout)
+	if err := again.awaitExit(proc.EventTimeout); err != nil {
+		return err
+	}
 	sent, err := outboxIDs(filepath.Join(dir, "data", "outbox.jsonl"))
 	if err != nil {
 		return err
@@ -203,7 +207,9 @@ func crashWorkerProcess(s *step, run *emailRun) error {
 	if err != nil {
 		return err
 	}
-	first.awaitExit(proc.EventTimeout)
+	if err := first.awaitExit(proc.EventTimeout); err != nil {
+		return err
+	}
 	cut := cutShort(first.Process)
 	second, err := startWorker(s.Bin, dir, flags...)
 	if err != nil {
@@ -225,13 +231,9 @@ func crashWorkerProcess(s *step, run *emailRun) error {
 		}
 		time.Sleep(50 * time.Millisecond) // a poll of the database
 	}
-	second.Signal(syscall.SIGTERM)
-	second.awaitExit(proc.EventTimeout)
-	web.Signal(syscall.SIGTERM)
-	web.awaitExit(proc.EventTimeout)
 	count(run, ids, sent)
 	run.CutAndResent = len(intersect(cut, sendsBegun(second.Process)))
-	return nil
+	return errors.Join(stop(second), stop(web))
 }
 
 // rateInProcess times rateJobs through step 06, which sends in memory.
@@ -283,6 +285,14 @@ func timeRate(addr string, sender *proc.Process, run *emailRun) error {
 	}
 	run.RateJobs, run.RateTime = len(ids), time.Since(began)
 	return nil
+}
+
+// stop sends SIGTERM and waits for the exit.
+func stop(p *process) error {
+	if _, err := p.Signal(syscall.SIGTERM); err != nil {
+		return err
+	}
+	return p.awaitExit(proc.EventTimeout)
 }
 
 // startWorker starts a step's worker role, which serves no HTTP, and

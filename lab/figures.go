@@ -56,6 +56,7 @@ type Request struct {
 	Start, End time.Time
 	Outcome    Outcome
 	Err        string // what went wrong, for the curious; not reported
+	Pid        int    // the process that answered, when its answer names it (GET /)
 }
 
 // Run is everything the lab saw while one step went through one scenario.

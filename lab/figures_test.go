@@ -181,3 +181,22 @@ func TestProbeListenerTimeout(t *testing.T) {
 		t.Errorf("%d dials, lastOpen %v, firstRefused %v; want 3 dials, the first open, the third refused", dials, lastOpen, firstRefused)
 	}
 }
+
+// TestRestartFigures: the restart scenario's row, on made-up requests.
+func TestRestartFigures(t *testing.T) {
+	at := func(ms int) time.Time { return time.Unix(0, 0).Add(time.Duration(ms) * time.Millisecond) }
+	run := restartRun{OldPid: 1, Restart: at(100), Requests: []Request{
+		{Start: at(0), End: at(90), Outcome: Completed, Pid: 1},
+		{Start: at(95), End: at(400), Outcome: Completed, Pid: 1}, // the slow one, on the old process
+		{Start: at(101), End: at(120), Outcome: Completed, Pid: 2},
+		{Start: at(110), End: at(111), Outcome: TurnedAway},
+		{Start: at(105), End: at(106), Outcome: Dropped},
+		{Start: at(300), End: at(310), Outcome: Completed, Pid: 2},
+	}}
+	f := run.figures()
+	want := restartFigures{Completed: 4, Dropped: 1, TurnedAway: 1, ByOld: 2, ByNew: 2,
+		LongestGap: 190 * time.Millisecond, Overlap: 280 * time.Millisecond}
+	if f != want {
+		t.Errorf("figures = %+v, want %+v", f, want)
+	}
+}

@@ -5,9 +5,12 @@
 //
 // Usage, from the repository root:
 //
-//	make lab           # every step: rewrites docs/lab.md and docs/lab/*.svg
-//	make lab STEP=04   # one step: prints its tables, draws bin/lab/svg/04-*.svg
+//	make lab           # every step: prints the tables, draws bin/lab/svg/*.svg
+//	make lab STEP=04   # one step: the same for step 04 only
+//	make lab-docs      # every step: rewrites the committed docs/lab.md and docs/lab/*.svg (-write)
 //	go run ./lab -v    # also prints each request that did not complete, and why
+//
+// Only -write touches docs/, so that exploring leaves a clean clone.
 //
 // Steps are the folders named NN-something. Each is built into bin/lab/; a
 // step that does not build, or does not start, is reported and skipped.
@@ -28,19 +31,29 @@ import (
 
 // step is one step folder and what the lab learnt about it.
 type step struct {
-	Name               string // the folder, such as "04-notifycontext"
-	Bin                string // the built program
-	BuildErr           string // why it did not build, or ""
-	HasShutdownTimeout bool   // its -h lists -shutdown-timeout
-	UsesShutdown       bool   // its code calls a Shutdown method
-	WebRole            bool   // one program with roles: its HTTP side is "web" (see crash.go)
-	Runs               []Run  // one per scenario, in order
+	Name               string       // the folder, such as "04-notifycontext"
+	Bin                string       // the built program
+	BuildErr           string       // why it did not build, or ""
+	HasShutdownTimeout bool         // its -h lists -shutdown-timeout
+	UsesShutdown       bool         // its code calls a Shutdown method
+	WebRole            bool         // one program with roles: its HTTP side is "web" (see crash.go)
+	Runs               []Run        // one per scenario, in order
+	Streams            []streamsRun // the streams scenario (streams.go)
+
+	Untimed []untimedRun // the untimed scenario's runs (untimed.go)
 }
 
 func main() {
-	only := flag.String("step", "", "run only the step with this number, such as 04, and leave docs/ alone")
+	only := flag.String("step", "", "run only the step with this number, such as 04")
+	write := flag.Bool("write", false, "rewrite the committed docs/lab.md and docs/lab/*.svg (every step only); without it they are left alone")
 	verbose := flag.Bool("v", false, "print every request that did not complete, and when the listener closed")
 	flag.Parse()
+	switch {
+	case flag.NArg() > 0:
+		usage("%q is not a flag", flag.Arg(0))
+	case *write && *only != "":
+		usage("-write rewrites the snapshot of every step: leave out -step")
+	}
 	if _, err := os.Stat("go.mod"); err != nil {
 		fail("run the lab from the repository root (make lab): %v", err)
 	}
@@ -73,29 +86,50 @@ func main() {
 				printDetails(run)
 			}
 		}
+		s.Untimed = runUntimed(s, *verbose)
+		s.Streams = runStreams(s)
+		for _, run := range s.Streams {
+			fmt.Fprintf(os.Stderr, "%s / streams%s: events %s; websocket %s; exit %s\n", s.Name, run.Added, run.Events, run.Socket, run.ExitStatus)
+		}
+	}
+
+	restarts := runRestarts(steps)
+	for _, r := range restarts {
+		fmt.Fprintf(os.Stderr, "%s / restart (%s): %+v\n", r.Step, r.How, r.figures())
 	}
 
 	emails := runEmailLab(steps)
 	rep := newReport(steps, time.Since(began))
 	rep.Emails = emails
 	rep.Load = load
+	rep.Restarts = restarts
 	fmt.Print(rep.tables())
 	fmt.Print(rep.Emails)
-	svgDir := filepath.Join("docs", "lab")
-	if *only != "" {
-		svgDir = filepath.Join("bin", "lab", "svg")
+	svgDir := filepath.Join("bin", "lab", "svg")
+	if *write {
+		svgDir = filepath.Join("docs", "lab")
 	}
-	if err := rep.writeSVGs(svgDir, *only == ""); err != nil {
+	if err := rep.writeSVGs(svgDir, *write); err != nil {
 		fail("%v", err)
 	}
-	if *only == "" {
+	if err := rep.writeRestartSVG(svgDir); err != nil {
+		fail("%v", err)
+	}
+	if *write {
 		if err := rep.writeDoc(filepath.Join("docs", "lab.md")); err != nil {
 			fail("%v", err)
 		}
 		fmt.Fprintf(os.Stderr, "wrote docs/lab.md and %s/ in %s\n", svgDir, rep.Elapsed.Round(time.Second))
 	} else {
-		fmt.Fprintf(os.Stderr, "drew %s/; docs/lab.md is only rewritten when every step runs\n", svgDir)
+		fmt.Fprintf(os.Stderr, "drew %s/; docs/ untouched (make lab-docs rewrites docs/lab.md)\n", svgDir)
 	}
+}
+
+// usage ends the program for a bad command line, as the flag package does.
+func usage(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, "lab: "+format+"\n", args...)
+	flag.Usage()
+	os.Exit(2)
 }
 
 func fail(format string, args ...any) {

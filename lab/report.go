@@ -14,8 +14,9 @@ import (
 
 // report is what one lab run found, ready to print and draw.
 type report struct {
-	Steps   []*step
-	Elapsed time.Duration
+	Steps    []*step
+	Restarts []restartRun // lab/restart.go, when steps 05 and 12 both ran
+	Elapsed  time.Duration
 
 	GoVersion, Platform string
 	Cores               int
@@ -41,6 +42,8 @@ func (r *report) tables() string {
 	for i, sc := range scenarios {
 		fmt.Fprintf(&b, "### %s\n\n%s\n\n%s\n", sc.Name, sc.About, r.table(i))
 	}
+	fmt.Fprintf(&b, "### streams\n\n%s\n\n%s\n", r.StreamsAbout(), r.StreamsTable())
+	b.WriteString(r.untimedSection())
 	return b.String()
 }
 

@@ -12,7 +12,8 @@ import (
 // Response is what a client saw: a status and body, or an error.
 type Response struct {
 	Status int
-	Header http.Header // set by Request and Get
+	Header http.Header
+	Close  bool // the server said Connection: close (net/http takes that header out of Header)
 	Body   string
 	Err    error
 	At     time.Time // when the client had the whole answer, or gave up
@@ -33,8 +34,10 @@ func (p *Process) Get(path string) Response { return p.Request(http.MethodGet, p
 
 // Request sends a request with the given method for path on a connection of
 // its own, as `curl -X method` would.
-func (p *Process) Request(method, path string) Response {
-	req, err := http.NewRequest(method, "http://"+p.Addr+path, nil)
+func (p *Process) Request(method, path string) Response { return request(p.Addr, method, path) }
+
+func request(addr, method, path string) Response {
+	req, err := http.NewRequest(method, "http://"+addr+path, nil)
 	if err != nil {
 		return Response{Err: err, At: time.Now()}
 	}
@@ -104,7 +107,7 @@ func (c *Conn) Do(path string, headers ...string) Response {
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(resp.Body)
-	return Response{Status: resp.StatusCode, Body: string(body), Err: err, At: time.Now()}
+	return Response{Status: resp.StatusCode, Header: resp.Header, Close: resp.Close, Body: string(body), Err: err, At: time.Now()}
 }
 
 // AwaitClosed waits up to timeout for the server to close the connection,

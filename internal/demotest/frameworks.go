@@ -84,7 +84,10 @@ func CheckRouter(t *testing.T, notFound string) {
 // client hangs up, the handler stops waiting at once and logs "slow request
 // cancelled", long before its delay is up; and the shutdown that follows is
 // not held by it. A handler that waits on the wrong context (a framework's
-// own context type, say) never notices the client leave.
+// own context type, say) never notices the client leave. The request line
+// then says status=0: the client got no answer, though the framework
+// reports 200 for a handler that wrote nothing. (A request the deadline cuts
+// takes the same path, but its line races the program's exit.)
 func CheckClientGone(t *testing.T) {
 	t.Helper()
 	p := Start(t)
@@ -101,6 +104,9 @@ func CheckClientGone(t *testing.T) {
 	line := p.WaitLog("slow request cancelled")
 	if line.Attr("cause") == "" {
 		t.Errorf("slow request cancelled without a cause: %q", line.Raw)
+	}
+	if req := p.WaitLog("request"); req.Attr("path") != "/slow" || req.Attr("status") != "0" {
+		t.Errorf("logged %q for the request nobody answered, want path=/slow status=0", req.Raw)
 	}
 	t.Logf("cancelled %s after the client hung up", line.At.Sub(hungUp).Round(time.Millisecond))
 	p.Signal(syscall.SIGTERM)

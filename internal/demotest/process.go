@@ -36,7 +36,9 @@ func Main(m *testing.M, program func()) {
 	// The scenarios spend their time waiting on child processes, not on
 	// the CPU, so run more of them at once than -parallel's default of
 	// GOMAXPROCS. A -parallel on the command line still wins.
-	flag.Set("test.parallel", "16")
+	if err := flag.Set("test.parallel", "16"); err != nil {
+		panic(err) // the testing package no longer has -test.parallel
+	}
 	os.Exit(m.Run())
 }
 

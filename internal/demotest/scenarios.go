@@ -25,12 +25,14 @@ const (
 	DeadlineExpiry      = "deadline-expiry"       // a request longer than -shutdown-timeout is cut at the deadline and the program exits 1
 	SecondSignal        = "second-signal"         // a second signal during the drain ends the program at once, not with exit 0
 	PortInUse           = "port-in-use"           // when the port is taken the program exits 1 at once, naming the address
+	StrayArgs           = "stray-args"            // a word on the command line that is not a flag stops the program with exit status 2 and the usage
 )
 
 // Scenarios is every scenario, in the order they run and are reported.
 var Scenarios = []string{
 	Routes, InFlightDrain, SIGINT, NewConnsRefused, IdleKeepAliveClosed,
 	ConnectionClose, StalledClient, DeadlineExpiry, SecondSignal, PortInUse,
+	StrayArgs,
 }
 
 // Suite is a step's declaration of what it guarantees.
@@ -113,6 +115,7 @@ var scenarioChecks = map[string]check{
 	DeadlineExpiry:      checkDeadline,
 	SecondSignal:        checkSecondSignal,
 	PortInUse:           checkPortInUse,
+	StrayArgs:           checkStrayArgs,
 }
 
 func checkRoutes(t *testing.T, s Suite) error {
@@ -368,6 +371,34 @@ func checkPortInUse(t *testing.T, s Suite) error {
 	out := p.Output()
 	if !strings.Contains(out, addr) || !strings.Contains(out, "address already in use") {
 		errs = append(errs, fmt.Errorf("the output does not name %s and say it is in use", addr))
+	}
+	return errors.Join(errs...)
+}
+
+// checkStrayArgs: flag parsing stops at the first word without a dash, so
+// in "-addr X shutdown-timeout 3s" the timeout is never read. The program
+// must not serve without it: it exits 2 at once, naming the word, with the
+// usage, as the flag package does for an unknown flag.
+func checkStrayArgs(t *testing.T, s Suite) error {
+	const patience = 3 * time.Second
+	var args []string
+	if s.Args != nil {
+		args = s.Args(t)
+	}
+	p := StartAt(t, FreeAddr(t), append(args, "shutdown-timeout", "3s")...)
+	exit, ok := p.AwaitExit(patience)
+	if !ok {
+		return fmt.Errorf("still running %s after a stray word on its command line", patience)
+	}
+	var errs []error
+	if exit.Code != 2 {
+		errs = append(errs, fmt.Errorf("%s, want exit status 2", exit))
+	}
+	if out := p.Output(); !strings.Contains(out, `"shutdown-timeout"`) || !strings.Contains(out, "Usage") {
+		errs = append(errs, fmt.Errorf("the output does not name the word and give the usage: %q", out))
+	}
+	if _, ok := p.Logged("listening"); ok {
+		errs = append(errs, errors.New("it logged listening: it served with a command line it did not read"))
 	}
 	return errors.Join(errs...)
 }

@@ -82,26 +82,32 @@ func (tr Transcripts) Run(t *testing.T) {
 			if live {
 				return
 			}
-			got := s.Transcript()
-			file := filepath.Join("testdata", script.Name+".transcript")
-			if os.Getenv(UpdateEnv) == "1" {
-				if err := os.MkdirAll("testdata", 0o755); err != nil {
-					t.Fatal(err)
-				}
-				if err := os.WriteFile(file, []byte(got), 0o644); err != nil {
-					t.Fatal(err)
-				}
-				return
-			}
-			want, err := os.ReadFile(file)
-			if err != nil {
-				t.Fatalf("%v (%s=1 writes it)", err, UpdateEnv)
-			}
-			if got != string(want) {
-				t.Errorf("the session differs from %s (%s=1 rewrites it, then make docs):\n--- %s\n%s--- this run\n%s",
-					file, UpdateEnv, file, want, got)
-			}
+			checkTranscript(t, script.Name, s.Transcript())
 		})
+	}
+}
+
+// checkTranscript compares got with testdata/<name>.transcript, or rewrites
+// the file when [UpdateEnv] is set.
+func checkTranscript(t *testing.T, name, got string) {
+	t.Helper()
+	file := filepath.Join("testdata", name+".transcript")
+	if os.Getenv(UpdateEnv) == "1" {
+		if err := os.MkdirAll("testdata", 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(file, []byte(got), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatalf("%v (%s=1 writes it)", err, UpdateEnv)
+	}
+	if got != string(want) {
+		t.Errorf("the session differs from %s (%s=1 rewrites it, then make docs):\n--- %s\n%s--- this run\n%s",
+			file, UpdateEnv, file, want, got)
 	}
 }
 

@@ -17,26 +17,33 @@ func TestGeneratedPartsAreFresh(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	g := &Generator{Root: root}
+	g := &Generator{Root: root} // no FetchGo: a test downloads nothing
 	_, parts, err := g.ExpandAll()
 	if err != nil {
 		t.Fatalf("make docs would fail:\n%v", err)
 	}
-	_, version, _ := g.goEnv()
+	unchecked := 0
 	for name, ps := range parts {
 		for _, p := range ps {
-			if p.Old == p.New {
+			if p.Unchecked {
+				// The excerpts quote GoRelease and this is another Go: its
+				// source is not at hand, but the links must still name
+				// GoRelease, or the constant moved without `make docs`.
+				unchecked++
+				if m := goTagRE.FindStringSubmatch(p.Old); m == nil || m[1] != GoRelease {
+					t.Errorf("%s:%d: gen:gosrc %s does not link to %s, the release the docs quote; run `make docs`", name, p.Line, p.Arg, GoRelease)
+				}
 				continue
 			}
-			// Docs generated with another release of Go link to that
-			// release's source: they are not stale for this repository,
-			// only for this machine. Say so and move on.
-			if m := goTagRE.FindStringSubmatch(p.Old); p.Kind == "gosrc" && m != nil && m[1] != version {
-				t.Logf("%s:%d: gen:gosrc was generated with %s; this is %s: not checked", name, p.Line, m[1], version)
-				continue
+			if p.Old != p.New {
+				t.Errorf("%s:%d: gen:%s %s is stale; run `make docs`\n%s", name, p.Line, p.Kind, p.Arg, firstDifference(p.Old, p.New))
 			}
-			t.Errorf("%s:%d: gen:%s %s is stale; run `make docs`\n%s", name, p.Line, p.Kind, p.Arg, firstDifference(p.Old, p.New))
 		}
+	}
+	if unchecked > 0 {
+		_, version, _ := g.goEnv()
+		t.Logf("gen:gosrc: the docs quote %s, this is %s: %d excerpts not compared with the source (GOTOOLCHAIN=%s go test ./internal/docgen compares them)",
+			GoRelease, version, unchecked, GoRelease)
 	}
 }
 
@@ -75,4 +82,22 @@ func firstDifference(old, new string) string {
 		}
 	}
 	return ""
+}
+
+func TestTranslationsFollowTheirOriginals(t *testing.T) {
+	root, err := FindRoot(".")
+	if err != nil {
+		t.Fatal(err)
+	}
+	files, err := MarkdownFiles(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	problems, err := CheckTranslations(root, files)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range problems {
+		t.Error(p)
+	}
 }

@@ -24,24 +24,52 @@ var (
 	endLine     = "<!-- gen:end -->"
 )
 
+// GoRelease is the one Go release whose source the docs quote: every
+// gen:gosrc excerpt, and the link above it, comes from this release,
+// whatever Go the reader has installed. To move the docs to another
+// release, change it here, run `make docs`, and read what changed.
+const GoRelease = "go1.27.3"
+
 // Part is one generated part of a Markdown file, before and after
 // generation.
 type Part struct {
 	Line      int    // 1-based line of the directive
 	Kind, Arg string // "code", "05-serve-error-select/main.go#main"
 	Old, New  string // the content between directive and end line
+	// Unchecked: a gen:gosrc part left as it was, because the Go at hand is
+	// not the release the docs quote (see Generator.FetchGo).
+	Unchecked bool
 }
 
 // Generator expands generated parts. Paths in directives are relative to
-// Root; gosrc paths are relative to the installed Go's GOROOT.
+// Root; gosrc paths are relative to the GOROOT of Go release GoRelease.
 type Generator struct {
 	Root string
+	// GoRelease is the release gen:gosrc quotes; "" means the constant
+	// GoRelease (tests set another).
+	GoRelease string
+	// FetchGo: when set, gen:gosrc reads the source of GoRelease even if it
+	// is not the installed Go, by running the go command with
+	// GOTOOLCHAIN=GoRelease (which downloads that toolchain the first time,
+	// as go does). When not set and the installed Go is another release,
+	// gen:gosrc parts are left as they are and marked Unchecked.
+	FetchGo bool
 
 	goOnce    sync.Once
 	goRoot    string // $(go env GOROOT)
-	goVersion string // "go1.26.8"
+	goVersion string // "go1.27.3"
 	goErr     error
 }
+
+func (g *Generator) release() string {
+	if g.GoRelease != "" {
+		return g.GoRelease
+	}
+	return GoRelease
+}
+
+// errOtherGo: the Go at hand is not the release the docs quote.
+var errOtherGo = errors.New("not the Go release the docs quote")
 
 // Expand regenerates every part of the Markdown file name (relative to
 // Root) whose content is src. It returns the new content and the parts; on
@@ -97,7 +125,10 @@ func (g *Generator) Expand(name string, src []byte) ([]byte, []Part, error) {
 		}
 		p.Old = strings.Join(lines[i+1:end], "\n")
 		body, err := g.generate(p.Kind, p.Arg)
-		if err != nil {
+		switch {
+		case errors.Is(err, errOtherGo):
+			p.Unchecked, body = true, p.Old
+		case err != nil:
 			fail(p.Line, "gen:%s %s: %v", p.Kind, p.Arg, err)
 		}
 		p.New = strings.TrimSuffix(body, "\n")
@@ -227,11 +258,18 @@ func (g *Generator) read(dir, name string) ([]byte, error) {
 	return src, err
 }
 
-// goEnv finds the installed Go once: its GOROOT, and its version, which is
-// also the tag of its source on GitHub.
+// goEnv finds, once, the GOROOT of the Go release the docs quote, and that
+// version, which is also the tag of its source on GitHub. When the Go at
+// hand is another release and g.FetchGo is not set, it returns that
+// release's version and an error wrapping errOtherGo.
 func (g *Generator) goEnv() (goRoot, version string, err error) {
 	g.goOnce.Do(func() {
-		out, err := exec.Command("go", "env", "GOROOT", "GOVERSION").Output()
+		cmd := exec.Command("go", "env", "GOROOT", "GOVERSION")
+		if g.FetchGo {
+			cmd.Env = append(os.Environ(), "GOTOOLCHAIN="+g.release())
+		}
+		cmd.Stderr = os.Stderr // "go: downloading go1.27.3 ..." the first time
+		out, err := cmd.Output()
 		if err != nil {
 			g.goErr = fmt.Errorf("go env: %v", err)
 			return
@@ -242,6 +280,13 @@ func (g *Generator) goEnv() (goRoot, version string, err error) {
 			return
 		}
 		g.goRoot, g.goVersion = f[0], f[1]
+		switch {
+		case g.goVersion == g.release():
+		case g.FetchGo:
+			g.goErr = fmt.Errorf("GOTOOLCHAIN=%s go env printed version %s", g.release(), g.goVersion)
+		default:
+			g.goErr = fmt.Errorf("the docs quote %s, the Go at hand is %s: %w", g.release(), g.goVersion, errOtherGo)
+		}
 	})
 	return g.goRoot, g.goVersion, g.goErr
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"runtime"
 	"strings"
 	"testing"
 )
@@ -111,20 +112,41 @@ func TestExpandErrors(t *testing.T) {
 }
 
 func TestExpandGoSource(t *testing.T) {
-	g := &Generator{Root: t.TempDir()}
-	out, _, err := g.Expand("doc.md", []byte("<!-- gen:gosrc src/net/http/server.go#/^func \\(s \\*Server\\) Close\\(\\)/,/^}/ -->\n<!-- gen:end -->"))
+	// The mechanism, on the installed Go's source: the pinned release may
+	// not be installed here.
+	g := &Generator{Root: t.TempDir(), GoRelease: runtime.Version()}
+	out, parts, err := g.Expand("doc.md", []byte("<!-- gen:gosrc src/net/http/server.go#/^func \\(s \\*Server\\) Close\\(\\)/,/^}/ -->\n<!-- gen:end -->"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, version, _ := g.goEnv()
+	if parts[0].Unchecked {
+		t.Errorf("the part is Unchecked although the installed Go is the release asked for")
+	}
 	for _, want := range []string{
-		"(https://github.com/golang/go/blob/" + version + "/src/net/http/server.go#L",
+		"(https://github.com/golang/go/blob/" + runtime.Version() + "/src/net/http/server.go#L",
 		"```go\nfunc (s *Server) Close() error {\n",
 		"\n}\n```\n<!-- gen:end -->",
 	} {
 		if !strings.Contains(string(out), want) {
 			t.Errorf("missing %q in\n%s", want, out)
 		}
+	}
+}
+
+func TestExpandGoSourceOfAnotherRelease(t *testing.T) {
+	// A release that is not installed, and FetchGo unset: the part is kept
+	// as it is, marked Unchecked, and nothing else is skipped.
+	g := &Generator{Root: sampleRoot(t), GoRelease: "go1.0.1"}
+	in := "<!-- gen:gosrc src/net/http/server.go#Server.Close -->\nkept\n<!-- gen:end -->\n<!-- gen:code a/main.go#greeting -->\nstale\n<!-- gen:end -->"
+	out, parts, err := g.Expand("doc.md", []byte(in))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(parts) != 2 || !parts[0].Unchecked || parts[0].New != "kept" || parts[1].Unchecked || parts[1].New == "stale" {
+		t.Errorf("parts = %+v; want the gosrc part kept and Unchecked, the code part regenerated", parts)
+	}
+	if !strings.HasPrefix(string(out), "<!-- gen:gosrc src/net/http/server.go#Server.Close -->\nkept\n<!-- gen:end -->\n") {
+		t.Errorf("the gosrc part changed:\n%s", out)
 	}
 }
 

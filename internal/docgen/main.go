@@ -16,11 +16,15 @@
 //	<!-- gen:diff 04-notifycontext/main.go 05-serve-error-select/main.go -->
 //	    a unified diff, in a diff fence
 //	<!-- gen:gosrc src/net/http/server.go#/^func \(s \*Server\) Shutdown/,/^}/ -->
-//	    an excerpt of the installed Go's source, after a link to those
-//	    lines at its release tag on GitHub
+//	    an excerpt of the source of Go release GoRelease (one constant,
+//	    whatever Go is installed), after a link to those lines at its
+//	    release tag on GitHub
 //	<!-- gen:end -->
 //
-// Paths are relative to the repository root; gosrc paths to $(go env GOROOT).
+// Paths are relative to the repository root; gosrc paths to that release's
+// GOROOT. When the installed Go is another release, docgen runs the go
+// command with GOTOOLCHAIN=GoRelease to find it, which downloads that
+// toolchain through the module proxy the first time.
 // Directives inside code fences are left alone. On any error (a missing
 // file, a regexp that matches nothing, an unknown declaration, a directive
 // without its end line) docgen names the Markdown file and line and writes
@@ -33,7 +37,9 @@
 //	go run ./internal/docgen -diff OLD NEW   print the unified diff of two files
 //
 // The test of this package (part of `make test`) fails when a generated
-// part is stale or a relative link or anchor is broken.
+// part is stale or a relative link or anchor is broken; it checks the
+// gen:gosrc parts only when the installed Go is GoRelease, and downloads
+// nothing.
 package main
 
 import (
@@ -69,7 +75,7 @@ func main() {
 		fmt.Fprintln(os.Stderr, "docgen:", err)
 		os.Exit(1)
 	}
-	g := &Generator{Root: root}
+	g := &Generator{Root: root, FetchGo: true}
 	contents, parts, err := g.ExpandAll()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)

@@ -4,7 +4,8 @@
 // pitfall, named after it, and listed in docs/pitfalls.md.
 //
 // The tests that need a process of their own (a signal that cannot be
-// caught, log.Fatal skipping deferred calls, an orchestrator's SIGKILL)
+// caught, log.Fatal skipping deferred calls, an orchestrator's SIGKILL, a
+// goroutine lost at exit, a deadline cancelled before it starts)
 // re-execute the test binary as a small program, as the steps' tests do;
 // see main_test.go. The tests that need time to pass (a shutdown without
 // a deadline, the five-second rule for new connections) run in a

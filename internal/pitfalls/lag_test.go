@@ -17,35 +17,46 @@ import (
 // ends, the longer the wait.
 //
 // Each sub-benchmark lets the one request in flight end a given time
-// after Shutdown began, and reports the mean and the worst lag in ms. It
-// is a measurement, not a test: nothing asserts on the figures. Run it
-// with a fixed count, as docs/internals.md shows.
+// after the drain began, and reports the mean and the worst lag in ms, for
+// Shutdown (drain=Shutdown) and for quickDrain (drain=quick), which ends
+// the wait when the last busy connection is done, in the same run. It is a
+// measurement, not a test: nothing asserts on the figures. Run it with a
+// fixed count, as docs/internals.md shows.
 func BenchmarkShutdownLag(b *testing.B) {
 	for _, requestLeft := range []time.Duration{
 		time.Millisecond, 5 * time.Millisecond, 50 * time.Millisecond, 300 * time.Millisecond, 1200 * time.Millisecond,
 	} {
-		b.Run(fmt.Sprintf("request-ends-after=%s", requestLeft), func(b *testing.B) {
-			var lags []time.Duration
-			for b.Loop() {
-				lags = append(lags, measureShutdownLag(b, requestLeft))
-			}
-			var total time.Duration
-			for _, lag := range lags {
-				total += lag
-			}
-			b.ReportMetric(float64(total.Microseconds())/float64(len(lags))/1000, "mean-lag-ms")
-			b.ReportMetric(float64(slices.Max(lags).Microseconds())/1000, "max-lag-ms")
-		})
+		for _, drain := range drains {
+			b.Run(fmt.Sprintf("request-ends-after=%s/drain=%s", requestLeft, drain.name), func(b *testing.B) {
+				benchmarkLag(b, drain.install, requestLeft)
+			})
+		}
 	}
 }
 
-// measureShutdownLag serves one request that is still running when
-// Shutdown begins and ends requestLeft later, and returns the time from
-// the client's answer to Shutdown's return.
-func measureShutdownLag(b *testing.B, requestLeft time.Duration) time.Duration {
+// benchmarkLag measures the lag of one drain, installed on each server by
+// install, when the request ends requestLeft after the drain began.
+func benchmarkLag(b *testing.B, install func(*http.Server) func(context.Context) error, requestLeft time.Duration) {
+	var lags []time.Duration
+	for b.Loop() {
+		lags = append(lags, measureShutdownLag(b, install, requestLeft))
+	}
+	var total time.Duration
+	for _, lag := range lags {
+		total += lag
+	}
+	b.ReportMetric(float64(total.Microseconds())/float64(len(lags))/1000, "mean-lag-ms")
+	b.ReportMetric(float64(slices.Max(lags).Microseconds())/1000, "max-lag-ms")
+}
+
+// measureShutdownLag serves one request that is still running when the
+// drain begins and ends requestLeft later, and returns the time from the
+// client's answer to the drain's return.
+func measureShutdownLag(b *testing.B, install func(*http.Server) func(context.Context) error, requestLeft time.Duration) time.Duration {
 	h := newBlockingHandler()
 	ln := mustListen(b)
 	srv := &http.Server{Handler: h}
+	drain := install(srv)
 	go srv.Serve(ln)
 	defer srv.Close()
 	resp := getAsync(ln.Addr().String(), "/")
@@ -53,7 +64,7 @@ func measureShutdownLag(b *testing.B, requestLeft time.Duration) time.Duration {
 
 	shutdownDone := make(chan time.Time, 1)
 	go func() {
-		if err := srv.Shutdown(context.Background()); err != nil {
+		if err := drain(context.Background()); err != nil {
 			b.Error(err)
 		}
 		shutdownDone <- time.Now()

@@ -57,7 +57,7 @@ var programs = map[string]func(addr string){
 }
 
 // notifyOSKill asks to be notified of os.Kill as well as SIGINT, as many
-// examples on the web do, and logs the signal it catches.
+// examples on the web do, and runs its cleanup once it has caught one.
 func notifyOSKill(addr string) {
 	signals := make(chan os.Signal, 1)
 	signal.Notify(signals, os.Interrupt, os.Kill)
@@ -65,6 +65,7 @@ func notifyOSKill(addr string) {
 	defer ln.Close()
 	sig := <-signals
 	slog.Info("caught", "signal", sig)
+	slog.Info("cleanup ran") // flushing, closing: what the list means to protect
 }
 
 // logFatalInServe serves in a goroutine that calls log.Fatal when serving

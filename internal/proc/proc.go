@@ -105,6 +105,8 @@ func SignalName(s syscall.Signal) string {
 		return "SIGTERM"
 	case syscall.SIGKILL:
 		return "SIGKILL"
+	case syscall.SIGHUP:
+		return "SIGHUP"
 	}
 	return s.String()
 }

@@ -1,0 +1,5 @@
+//go:build !linux
+
+package proctree
+
+func becomeSubreaper() error { return ErrUnsupported }
