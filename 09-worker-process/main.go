@@ -34,7 +34,7 @@ import (
 	"github.com/riverqueue/river"
 )
 
-const usage = `usage: 09-worker-process web    [-addr localhost:8080] [-database data/jobs.db] [-shutdown-timeout 10s]
+const usage = `Usage: 09-worker-process web    [-addr localhost:8080] [-database data/jobs.db] [-shutdown-timeout 10s]
        09-worker-process worker [-workers 4] [-send-time 1s] [-rescue-after 1m] [-database data/jobs.db] [-shutdown-timeout 10s]
 
 web serves HTTP and records each POST /emails in the database; worker sends
@@ -252,7 +252,7 @@ func worker(args []string) int {
 func newFlags(role string) *flag.FlagSet {
 	flags := flag.NewFlagSet("09-worker-process "+role, flag.ExitOnError)
 	flags.Usage = func() {
-		fmt.Fprintf(flags.Output(), "usage: 09-worker-process %s [flags]\n", role)
+		fmt.Fprintf(flags.Output(), "Usage: 09-worker-process %s [flags]\n", role)
 		flags.PrintDefaults()
 	}
 	return flags

@@ -174,7 +174,7 @@ func TestBadCommandLine(t *testing.T) {
 		args []string
 		want string
 	}{
-		{nil, "usage"},
+		{nil, "Usage"},
 		{[]string{"serve"}, `unknown role "serve"`},
 		{[]string{"web", "extra"}, `unexpected argument "extra"`},
 		{[]string{"worker", "-workers", "2", "extra"}, `unexpected argument "extra"`},
