@@ -24,8 +24,9 @@ const keepAliveGrace = time.Second
 type keepAlives struct {
 	mu      sync.Mutex
 	stopped bool
-	// open holds the connections that are idle, or whose request in
-	// flight will answer with keep-alive: the ones a client may send on.
+	// open holds the connections that are new (accepted, no request read
+	// yet), idle, or whose request in flight will answer with keep-alive:
+	// the ones a client may send on.
 	open map[net.Conn]bool
 }
 
@@ -62,20 +63,26 @@ func (k *keepAlives) track(c net.Conn, state http.ConnState) {
 		} else {
 			delete(k.open, c)
 		}
-	case http.StateIdle:
+	case http.StateNew, http.StateIdle:
+		// Its client may send a request at any moment: the first one on
+		// a connection accepted just before the hand-over, or the next.
+		// Shutdown would drop a first request it reads after it began.
 		k.open[c] = true
-	default: // StateNew: no request yet; StateClosed, StateHijacked: gone
+	default: // StateClosed, StateHijacked: gone
 		delete(k.open, c)
 	}
 }
 
-// stop makes every answer from now on close its connection, then waits
-// until no connection is left that a client may send on, for at most
-// keepAliveGrace or until ctx ends.
-func (k *keepAlives) stop(ctx context.Context) {
+// stop makes every answer from now on close its connection.
+func (k *keepAlives) stop() {
 	k.mu.Lock()
 	k.stopped = true
 	k.mu.Unlock()
+}
+
+// wait waits, after stop, until no connection is left that a client may
+// send on, for at most keepAliveGrace or until ctx ends.
+func (k *keepAlives) wait(ctx context.Context) {
 	ctx, cancel := context.WithTimeout(ctx, keepAliveGrace)
 	defer cancel()
 	tick := time.NewTicker(5 * time.Millisecond)

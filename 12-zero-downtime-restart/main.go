@@ -112,6 +112,7 @@ func main() {
 	// second one, and saying so here keeps the log plain.
 	upgradeResult := make(chan error, 1)
 	upgrading := false
+	upgraded := false // the new process is ready, and has the socket
 	handedOver := false
 wait:
 	for {
@@ -140,18 +141,39 @@ wait:
 				// in time: this process goes on serving.
 				slog.Error("upgrade failed", "err", err)
 				upgrading = false
+			} else {
+				// Exit is closed next; a SIGHUP meanwhile is ignored.
+				upgraded = true
 			}
-			// On success Exit is closed next; a SIGHUP meanwhile is ignored.
 		}
 	}
 	// Stop catching SIGINT and SIGTERM: the next one ends the program at
 	// once, for whoever cannot wait for the drain. A SIGHUP is still
-	// caught, and ignored.
+	// caught, and ignored: after a hand-over systemd's $MAINPID names this
+	// process until it exits, so a reload meanwhile comes here.
 	stop()
+	go func() {
+		for range hangup {
+			slog.Warn("upgrade ignored", "reason", "this process is shutting down")
+		}
+	}()
 	// No more upgrades. On SIGINT or SIGTERM this also closes the
 	// upgrader's copy of the socket: without it the port would go on
 	// accepting connections into the backlog that nobody serves.
 	upg.Stop()
+	if upgrading && !upgraded && !handedOver {
+		// A SIGINT or SIGTERM during an upgrade: Stop has the upgrader
+		// kill the new process. Wait until it has, or the new process,
+		// which holds the socket too, would serve on after this one exits.
+		if err := <-upgradeResult; err != nil {
+			slog.Error("upgrade failed", "err", err)
+		} else {
+			upgraded = true // it was ready as the signal came
+		}
+	}
+	// A new process that got ready as the signal came serves on: drain
+	// as after any hand-over.
+	handedOver = handedOver || upgraded
 	start := time.Now()
 
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), *shutdownTimeout)
@@ -159,10 +181,12 @@ wait:
 		// Stop accepting at once: the new process accepts on the same
 		// socket, which stays open in it. Serve returns net.ErrClosed.
 		ln.Close()
-		slog.Info("shutdown started", "cause", "handed over to the new process")
 		// Close each kept-alive connection after its next answer, as the
 		// client expects, before Shutdown closes the ones still idle.
-		keepAlives.stop(shutdownCtx)
+		// Every answer from this line on says Connection: close.
+		keepAlives.stop()
+		slog.Info("shutdown started", "cause", "handed over to the new process")
+		keepAlives.wait(shutdownCtx)
 	} else {
 		// The cause names the signal: "interrupt signal received".
 		slog.Info("shutdown started", "cause", context.Cause(ctx))

@@ -35,6 +35,7 @@ type step struct {
 	Bin                string       // the built program
 	BuildErr           string       // why it did not build, or ""
 	HasShutdownTimeout bool         // its -h lists -shutdown-timeout
+	HasDrainDelay      bool         // its -h lists -drain-delay (step 10)
 	UsesShutdown       bool         // its code calls a Shutdown method
 	WebRole            bool         // one program with roles: its HTTP side is "web" (see crash.go)
 	Runs               []Run        // one per scenario, in order
@@ -99,9 +100,17 @@ func main() {
 	}
 
 	emails := runEmailLab(steps)
+	var rolling []rollingRun
+	for _, s := range rollingSteps(steps) {
+		run := runRolling(s)
+		fmt.Fprintf(os.Stderr, "%s / rolling update: %s\n", s.Name, rollingSummary(run))
+		rolling = append(rolling, run)
+	}
+
 	rep := newReport(steps, time.Since(began))
 	rep.Emails = emails
 	rep.Load = load
+	rep.Rolling = rolling
 	rep.Restarts = restarts
 	fmt.Print(rep.tables())
 	fmt.Print(rep.Emails)
@@ -113,6 +122,9 @@ func main() {
 		fail("%v", err)
 	}
 	if err := rep.writeRestartSVG(svgDir); err != nil {
+		fail("%v", err)
+	}
+	if err := rep.writeRollingSVGs(svgDir); err != nil {
 		fail("%v", err)
 	}
 	if *write {
@@ -176,6 +188,7 @@ func build(s *step) {
 	usage, _ := exec.Command(bin, "-h").CombinedOutput()
 	s.HasShutdownTimeout = bytes.Contains(usage, []byte("-shutdown-timeout"))
 	s.WebRole = hasWebRole(s, usage)
+	s.HasDrainDelay = bytes.Contains(usage, []byte("-drain-delay"))
 	sources, _ := filepath.Glob(filepath.Join(s.Name, "*.go"))
 	for _, f := range sources {
 		if strings.HasSuffix(f, "_test.go") {

@@ -23,6 +23,8 @@ type report struct {
 	Date                string
 	Load                string // the load average when the lab began, if known
 	Emails              string // the email steps' tables, from crash.go, or ""
+
+	Rolling []rollingRun // the rolling update, one per step that ran it
 }
 
 func newReport(steps []*step, elapsed time.Duration) *report {
@@ -41,6 +43,9 @@ func (r *report) tables() string {
 	var b strings.Builder
 	for i, sc := range scenarios {
 		fmt.Fprintf(&b, "### %s\n\n%s\n\n%s\n", sc.Name, sc.About, r.table(i))
+	}
+	if len(r.Rolling) > 0 {
+		fmt.Fprintf(&b, "### rolling update\n\n%s\n\n%s\n", rollingAbout, r.RollingTable())
 	}
 	fmt.Fprintf(&b, "### streams\n\n%s\n\n%s\n", r.StreamsAbout(), r.StreamsTable())
 	b.WriteString(r.untimedSection())
@@ -118,10 +123,13 @@ var docTemplate string
 // writeDoc writes the whole of docs/lab.md from the template.
 func (r *report) writeDoc(path string) error {
 	tmpl, err := template.New("lab.md").Funcs(template.FuncMap{
-		"duration":     formatDuration,
-		"drainTimeout": func() time.Duration { return drainTimeout },
-		"deadline":     func() time.Duration { return deadline },
-		"idleAtOnce":   func() time.Duration { return idleAtOnce },
+		"duration":          formatDuration,
+		"drainTimeout":      func() time.Duration { return drainTimeout },
+		"deadline":          func() time.Duration { return deadline },
+		"idleAtOnce":        func() time.Duration { return idleAtOnce },
+		"propagation":       func() time.Duration { return rollingPropagation },
+		"drainDelay":        func() time.Duration { return rollingDrainDelay },
+		"untimedDrainDelay": func() time.Duration { return untimedDrainDelay },
 	}).Parse(docTemplate)
 	if err != nil {
 		return err

@@ -19,6 +19,11 @@ type scenario struct {
 	// ShutdownTimeout is passed as -shutdown-timeout to the steps that
 	// have the flag.
 	ShutdownTimeout time.Duration
+	// DrainDelay is passed as -drain-delay to the steps that have the flag
+	// (step 10). Zero, as in the scenarios here, which time the listener's
+	// closing, makes step 10 close it at the signal as step 05 does; the
+	// rolling update (rolling.go) gives it its delay.
+	DrainDelay time.Duration
 	// drive puts the load on p, calls signal once, at the moment the
 	// scenario chose, and returns every request once all have ended.
 	drive func(p *process, signal func()) ([]Request, error)
@@ -151,6 +156,9 @@ func runScenario(s *step, sc scenario) Run {
 	args := s.roleArgs()
 	if s.HasShutdownTimeout {
 		args = append(args, "-shutdown-timeout="+sc.ShutdownTimeout.String())
+	}
+	if s.HasDrainDelay {
+		args = append(args, "-drain-delay="+sc.DrainDelay.String())
 	}
 	p, err := start(s.Bin, dir, args...)
 	if err != nil {

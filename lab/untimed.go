@@ -39,6 +39,12 @@ const (
 	// what ends the drain of a step that never closes a kept-alive
 	// connection (step 02).
 	untimedLoad = 400 * time.Millisecond
+	// untimedDrainDelay is step 10's -drain-delay here: longer than what
+	// is left of the load after the latest signal, so that the clients
+	// leave during the delay, as they would for another instance once the
+	// load balancer has heard. What it shows is the delay's answer to the
+	// race: Connection: close on a response, instead of an idle close.
+	untimedDrainDelay = 500 * time.Millisecond
 )
 
 // untimedRun is one run of the untimed scenario.
@@ -83,6 +89,7 @@ func runUntimedOnce(s *step, offset time.Duration) untimedRun {
 	sc := scenario{
 		Name:            untimedName,
 		ShutdownTimeout: drainTimeout,
+		DrainDelay:      untimedDrainDelay,
 		drive: func(p *process, signal func()) ([]Request, error) {
 			began = time.Now()
 			var requests []Request

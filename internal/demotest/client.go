@@ -53,7 +53,7 @@ func request(addr, method, path string) Response {
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(resp.Body)
-	return Response{Status: resp.StatusCode, Header: resp.Header, Body: string(body), Err: err, At: time.Now()}
+	return Response{Status: resp.StatusCode, Header: resp.Header, Close: resp.Close, Body: string(body), Err: err, At: time.Now()}
 }
 
 // GetAsync sends GET path in the background; the answer arrives on the channel.

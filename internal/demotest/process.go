@@ -88,12 +88,19 @@ func Start(t testing.TB, args ...string) *Process {
 	return p
 }
 
+// Command returns a command that runs the step's program (this test
+// binary, told to be the program) with the given flags, for a caller that
+// starts it itself: [proc.Start], a simulated cluster.
+func Command(args ...string) *exec.Cmd {
+	cmd := exec.Command(os.Args[0], args...)
+	cmd.Env = append(os.Environ(), runProgramEnv+"=1")
+	return cmd
+}
+
 // StartAt runs the step listening on addr and returns at once.
 func StartAt(t testing.TB, addr string, args ...string) *Process {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], args...)
-	cmd.Env = append(os.Environ(), runProgramEnv+"=1")
-	started, err := proc.Start(addr, cmd)
+	started, err := proc.Start(addr, Command(args...))
 	if err != nil {
 		t.Fatal(err)
 	}

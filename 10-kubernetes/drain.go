@@ -1,0 +1,74 @@
+package main
+
+import (
+	"fmt"
+	"net/http"
+	"sync/atomic"
+	"time"
+)
+
+// drain is what changes when SIGTERM arrives and the drain delay begins:
+// /readyz starts to fail, and every response asks its client to close the
+// connection. The zero value is a pod that is serving.
+type drain struct {
+	started atomic.Bool
+}
+
+// begin starts the drain delay. It is safe to call while requests run.
+func (d *drain) begin() { d.started.Store(true) }
+
+// readyz is the readiness probe: 200 while this pod should get traffic, 503
+// from the first SIGTERM on. Kubernetes removes a deleted pod from the
+// endpoints without waiting for the probe; the probe also tells anything
+// else that watches it (an ingress, a cloud load balancer's health check).
+func (d *drain) readyz(w http.ResponseWriter, r *http.Request) {
+	if d.started.Load() {
+		http.Error(w, "shutting down", http.StatusServiceUnavailable)
+		return
+	}
+	fmt.Fprintln(w, "ready")
+}
+
+// livez is the liveness probe: 200 for as long as the process runs, the
+// drain included. A liveness probe that failed during the drain would get
+// the pod killed in the middle of it.
+func livez(w http.ResponseWriter, r *http.Request) {
+	fmt.Fprintln(w, "alive")
+}
+
+// closeConnections sets Connection: close on every response that starts
+// during the drain delay. net/http then closes the connection once the
+// response is written, and the client, told so, opens its next one through
+// the Service, to a pod that is not going away.
+//
+// Why not srv.SetKeepAlivesEnabled(false)? It also closes every idle
+// kept-alive connection at once, and a client may be sending its next
+// request on one at that very moment: that request is lost. The header
+// closes a connection only after a response that told the client so.
+func (d *drain) closeConnections(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if d.started.Load() {
+			w.Header().Set("Connection", "close")
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// exitMargin is the time the budget leaves between the end of a forced
+// shutdown and the kubelet's SIGKILL: for the program to log and exit, and
+// for the kubelet's clock, which starts before the signal is delivered.
+const exitMargin = time.Second
+
+// checkBudget checks that the drain delay and the shutdown timeout, with
+// the margin, fit in the grace period, and says why not with the sums.
+func checkBudget(drainDelay, shutdownTimeout, gracePeriod time.Duration) error {
+	if gracePeriod <= 0 {
+		return fmt.Errorf("-grace-period must be more than 0")
+	}
+	if need := drainDelay + shutdownTimeout + exitMargin; need > gracePeriod {
+		return fmt.Errorf("-drain-delay %s + -shutdown-timeout %s + %s to exit = %s, more than -grace-period %s: "+
+			"the kubelet would SIGKILL the program before it gave up on its last requests",
+			drainDelay, shutdownTimeout, exitMargin, need, gracePeriod)
+	}
+	return nil
+}

@@ -1,0 +1,65 @@
+package kubesim
+
+import (
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/gracefulgo/walkthrough/internal/proc"
+)
+
+// Liveness is a kubelet's liveness probe: an HTTP GET of Path every
+// Period; after FailureThreshold failures in a row (no answer, or one
+// other than 2xx or 3xx) the container is killed. The kubelet would stop
+// it with SIGTERM and its grace period; a program that is already
+// draining has had its SIGTERM, so what is left is the SIGKILL, and that
+// is what this sends.
+type Liveness struct {
+	Path             string
+	Period           time.Duration
+	FailureThreshold int
+}
+
+// Watch probes p until it exits or stop is called; stop returns whether
+// the probe killed it.
+func (l Liveness) Watch(p *proc.Process) (stop func() (killed bool)) {
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	var killed bool
+	client := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: l.Period}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		tick := time.NewTicker(l.Period)
+		defer tick.Stop()
+		failures := 0
+		for {
+			select {
+			case <-done:
+				return
+			case <-p.Done():
+				return
+			case <-tick.C:
+			}
+			resp, err := client.Get("http://" + p.Addr + l.Path)
+			if err == nil {
+				resp.Body.Close()
+			}
+			if err != nil || resp.StatusCode >= 400 {
+				failures++
+			} else {
+				failures = 0
+			}
+			if failures == l.FailureThreshold {
+				killed = !p.HasExited()
+				p.Kill()
+				return
+			}
+		}
+	}()
+	return func() bool {
+		close(done)
+		wg.Wait()
+		return killed
+	}
+}
