@@ -54,6 +54,7 @@ lint: ## golangci-lint: govet, staticcheck, errcheck, gosec's server timeouts (.
 
 run-%: ## build step NN into bin/ and run it in the foreground; flags go in ARGS="..."
 	$(need_step)
+	@$(run_check_$*)
 	go build -o bin/$(call step_dir,$*) ./$(call step_dir,$*)
 	./bin/$(call step_dir,$*) $(ARGS)
 
@@ -62,16 +63,25 @@ test-%: ## run step NN's tests with -race
 	go test -race ./$(call step_dir,$*)/...
 	@for m in $(filter $(call step_dir,$*)/%,$(MODULES)); do echo "go test ./... (in $$m)"; (cd $$m && go test ./...) || exit 1; done
 
+# Step 09 is one program with two roles, each run in a terminal of its own:
+# say what to type when ARGS does not start with one.
+run_check_09 = case "$(firstword $(ARGS))" in web|worker) ;; *) \
+	echo "step 09 has two roles; run each in a terminal of its own:"; \
+	echo "  make run-09 ARGS=web"; echo "  make run-09 ARGS=worker"; \
+	echo "(flags follow the role: make run-09 ARGS=\"worker -workers 2\")"; exit 2;; esac
+
 # The step a step builds on, where that is not the one before it: 07 and 08
 # are step 05 in gin's and echo's words, so their diff is against 05, not 06;
 # 10 readies step 05 for a rolling update, 11 adds its streams to it.
 diff_base_07 := 05
 diff_base_08 := 05
+# 09 moves step 06's background work into a worker process of its own.
+diff_base_09 := 06
 diff_base_10 := 05
 diff_base_11 := 05
 diff_base_12 := 05
 
-diff-%: ## show what changed in main.go since the step NN builds on (the one before, or the step it builds on: 05 for 07, 08, 10, 11 and 12)
+diff-%: ## show what changed in main.go since the step NN builds on (the one before, or the step it builds on: 05 for 07, 08, 10, 11 and 12; 06 for 09)
 	$(need_step)
 	@prev=$(if $(diff_base_$(call step_num,$*)),$(call step_dir,$(diff_base_$(call step_num,$*))),$$(printf '%s\n' $(STEPS) | grep -B1 -x '$(call step_dir,$*)' | head -n 1)); \
 	if [ "$$prev" = "$(call step_dir,$*)" ]; then echo "$(call step_dir,$*) is the first step"; exit 0; fi; \

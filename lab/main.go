@@ -37,6 +37,7 @@ type step struct {
 	HasShutdownTimeout bool         // its -h lists -shutdown-timeout
 	HasDrainDelay      bool         // its -h lists -drain-delay (step 10)
 	UsesShutdown       bool         // its code calls a Shutdown method
+	WebRole            bool         // one program with roles: its HTTP side is "web" (see crash.go)
 	Runs               []Run        // one per scenario, in order
 	Streams            []streamsRun // the streams scenario (streams.go)
 
@@ -98,6 +99,7 @@ func main() {
 		fmt.Fprintf(os.Stderr, "%s / restart (%s): %+v\n", r.Step, r.How, r.figures())
 	}
 
+	emails := runEmailLab(steps)
 	var rolling []rollingRun
 	for _, s := range rollingSteps(steps) {
 		run := runRolling(s)
@@ -106,10 +108,12 @@ func main() {
 	}
 
 	rep := newReport(steps, time.Since(began))
+	rep.Emails = emails
 	rep.Load = load
 	rep.Rolling = rolling
 	rep.Restarts = restarts
 	fmt.Print(rep.tables())
+	fmt.Print(rep.Emails)
 	svgDir := filepath.Join("bin", "lab", "svg")
 	if *write {
 		svgDir = filepath.Join("docs", "lab")
@@ -183,6 +187,7 @@ func build(s *step) {
 	// -h prints the flags and exits before the program does anything else.
 	usage, _ := exec.Command(bin, "-h").CombinedOutput()
 	s.HasShutdownTimeout = bytes.Contains(usage, []byte("-shutdown-timeout"))
+	s.WebRole = hasWebRole(s, usage)
 	s.HasDrainDelay = bytes.Contains(usage, []byte("-drain-delay"))
 	sources, _ := filepath.Glob(filepath.Join(s.Name, "*.go"))
 	for _, f := range sources {

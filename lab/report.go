@@ -22,6 +22,7 @@ type report struct {
 	Cores               int
 	Date                string
 	Load                string // the load average when the lab began, if known
+	Emails              string // the email steps' tables, from crash.go, or ""
 
 	Rolling []rollingRun // the rolling update, one per step that ran it
 }

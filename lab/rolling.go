@@ -81,7 +81,7 @@ func readinessPath(s *step) string {
 // in a temporary directory of its own, as a pod has its own filesystem.
 func runRolling(s *step) rollingRun {
 	run := rollingRun{Step: s.Name}
-	args := []string{"-shutdown-timeout=" + rollingShutdownTimeout.String()}
+	args := append(s.roleArgs(), "-shutdown-timeout="+rollingShutdownTimeout.String())
 	if s.HasDrainDelay {
 		args = append(args, "-drain-delay="+rollingDrainDelay.String())
 	}

@@ -153,7 +153,7 @@ func runScenario(s *step, sc scenario) Run {
 		return run
 	}
 	defer os.RemoveAll(dir)
-	var args []string
+	args := s.roleArgs()
 	if s.HasShutdownTimeout {
 		args = append(args, "-shutdown-timeout="+sc.ShutdownTimeout.String())
 	}

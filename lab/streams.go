@@ -61,7 +61,7 @@ func streamsOnce(s *step, withSlow bool) streamsRun {
 		return run
 	}
 	defer os.RemoveAll(dir)
-	var args []string
+	args := s.roleArgs()
 	if s.HasShutdownTimeout {
 		args = append(args, "-shutdown-timeout="+drainTimeout.String())
 	}

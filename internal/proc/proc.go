@@ -111,11 +111,20 @@ func SignalName(s syscall.Signal) string {
 	return s.String()
 }
 
-// Start starts cmd with -addr addr before its other arguments, so that the
-// program listens on addr, and returns at once. The program's stdout and
-// stderr are read as lines; its environment gets GORACE=atexit_sleep_ms=0.
+// Start starts cmd with -addr addr before its flags, so that the program
+// listens on addr, and returns at once. The flag goes after the words that
+// lead the arguments, so that a program with roles (`09-worker-process web
+// -database ...`) gets it after its role; an empty addr adds no flag, for a
+// role that serves no HTTP. The program's stdout and stderr are read as
+// lines; its environment gets GORACE=atexit_sleep_ms=0.
 func Start(addr string, cmd *exec.Cmd) (*Process, error) {
-	cmd.Args = slices.Insert(cmd.Args, 1, "-addr", addr)
+	if addr != "" {
+		at := 1
+		for at < len(cmd.Args) && !strings.HasPrefix(cmd.Args[at], "-") {
+			at++
+		}
+		cmd.Args = slices.Insert(cmd.Args, at, "-addr", addr)
+	}
 	// A program built with -race sleeps a second at exit, waiting for late
 	// race reports, unless told not to; that second would be measured as
 	// part of every shutdown.

@@ -27,6 +27,9 @@ func TestMain(m *testing.M) {
 			fmt.Fprintf(os.Stderr, "level=INFO msg=err i=%d\n", i)
 		}
 		os.Exit(3)
+	case "args":
+		fmt.Fprintf(os.Stderr, "level=INFO msg=args args=%q\n", strings.Join(os.Args[1:], " "))
+		os.Exit(0)
 	case "wait":
 		fmt.Fprintln(os.Stderr, "level=INFO msg=listening")
 		time.Sleep(time.Minute)
@@ -102,5 +105,31 @@ func TestFreeAddrBelowEphemeralRange(t *testing.T) {
 			t.Errorf("FreeAddr = %s: want a port from 20000 to 32767, not handed out before", addr)
 		}
 		seen[addr] = true
+	}
+}
+
+// -addr goes after the words that lead the arguments (a role, such as
+// step 09's web), before the flags; an empty address adds no -addr.
+func TestStartPutsAddrAfterTheRole(t *testing.T) {
+	t.Setenv(childEnv, "args")
+	for _, c := range []struct {
+		addr string
+		args []string
+		want string
+	}{
+		{"127.0.0.1:1", []string{"-workers", "2"}, "-addr 127.0.0.1:1 -workers 2"},
+		{"127.0.0.1:1", []string{"web", "-database", "x"}, "web -addr 127.0.0.1:1 -database x"},
+		{"127.0.0.1:1", []string{"web"}, "web -addr 127.0.0.1:1"},
+		{"", []string{"worker", "-workers", "2"}, "worker -workers 2"},
+	} {
+		p, err := Start(c.addr, exec.Command(os.Args[0], c.args...))
+		if err != nil {
+			t.Fatal(err)
+		}
+		line, ok := p.AwaitLog("args", EventTimeout)
+		if got := line.Attr("args"); !ok || got != c.want {
+			t.Errorf("Start(%q, %q) ran the program with %q, want %q", c.addr, c.args, got, c.want)
+		}
+		p.Kill()
 	}
 }

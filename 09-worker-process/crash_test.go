@@ -1,0 +1,208 @@
+package main
+
+import (
+	"fmt"
+	"slices"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/gracefulgo/walkthrough/internal/demotest"
+)
+
+// rescueWait bounds the wait for River to give a killed worker's job to
+// another: the dead leader's term must run out (up to 15s), the new
+// leader's rescuer must run (at once, then every 30s), then the scheduler
+// (every 5s). See the README's measured figures.
+const rescueWait = 60 * time.Second
+
+// TestKillWebAfterAccepted: the jobs are committed before the 202, so a
+// kill -9 of the web process right after a batch of 202s loses none: a new
+// web process and a worker send each exactly once.
+func TestKillWebAfterAccepted(t *testing.T) {
+	t.Parallel()
+	onEachDatabase(t, func(t *testing.T, database string) {
+		web := startWeb(t, database)
+		var ids []int64
+		for i := range 5 {
+			ids = append(ids, accept(t, web, recipients(fmt.Sprint("kill-web-", i), 3)...)...)
+		}
+		web.Signal(syscall.SIGKILL)
+		if exit := web.WaitExit(); exit.Signal != syscall.SIGKILL {
+			t.Fatalf("%s, want killed by SIGKILL", exit)
+		}
+		web = startWeb(t, database)
+		worker := startWorker(t, database, "-send-time", "10ms")
+		awaitSent(t, database, len(ids), demotest.EventTimeout)
+		worker.Signal(syscall.SIGTERM)
+		if exit := worker.WaitExit(); exit.Code != 0 {
+			t.Errorf("worker: %s after SIGTERM, want exit status 0", exit)
+		}
+		checkOnce(t, ids, sentIDs(t, database), worker)
+		if got := jobStatus(t, web, ids[0]); got.State != "completed" || got.Attempts != 1 {
+			t.Errorf("GET /emails/%d = %+v, want completed after 1 attempt", ids[0], got)
+		}
+	})
+}
+
+// TestWorkerSIGTERMMidBatch: at SIGTERM the worker stops taking jobs and
+// lets the running sends finish, then exits 0; the jobs it had not taken
+// stay in the database, and a new worker sends them: each exactly once.
+func TestWorkerSIGTERMMidBatch(t *testing.T) {
+	t.Parallel()
+	onEachDatabase(t, func(t *testing.T, database string) {
+		web := startWeb(t, database)
+		ids := accept(t, web, recipients("sigterm", 8)...)
+		// 2 at a time, 300ms each: the batch takes over a second.
+		first := startWorker(t, database, "-workers", "2", "-send-time", "300ms")
+		first.WaitLog("email sent")
+		first.Signal(syscall.SIGTERM)
+		if exit := first.WaitExit(); exit.Code != 0 {
+			t.Errorf("%s after SIGTERM, want exit status 0", exit)
+		}
+		// Every send it began, it finished.
+		began, finished := idsLogged(first, "email sending"), idsLogged(first, "email sent")
+		if !slices.Equal(began, finished) || first.Count("email cancelled") != 0 {
+			t.Errorf("the first worker began %v and finished %v: want every send it began finished", began, finished)
+		}
+		if len(finished) == len(ids) {
+			t.Fatal("the first worker sent the whole batch: the test did not stop it mid-batch")
+		}
+		if got := sentIDs(t, database); len(got) != len(finished) {
+			t.Errorf("sent holds %d rows after the first worker, want its %d", len(got), len(finished))
+		}
+
+		second := startWorker(t, database, "-send-time", "10ms")
+		awaitSent(t, database, len(ids), demotest.EventTimeout)
+		second.Signal(syscall.SIGTERM)
+		second.WaitExit()
+		checkOnce(t, ids, sentIDs(t, database), first, second)
+	})
+}
+
+// TestWorkerKill9MidSend: a kill -9 in the middle of a send leaves the job
+// running in the database and nothing in sent. Once -rescue-after has
+// passed, River's rescuer, in the worker that leads now, gives it to a
+// worker: it is sent exactly once, at its second attempt.
+func TestWorkerKill9MidSend(t *testing.T) {
+	t.Parallel()
+	onEachDatabase(t, func(t *testing.T, database string) {
+		web := startWeb(t, database)
+		ids := accept(t, web, "kill9@example.com")
+		first := startWorker(t, database, "-send-time", "30s", "-rescue-after", "1m10s")
+		first.WaitLog("email sending")
+		killedAt := first.Signal(syscall.SIGKILL)
+		first.WaitExit()
+		if got := jobStatus(t, web, ids[0]); got.State != "running" {
+			t.Errorf("after the kill -9, GET /emails/%d = %+v, want it still running", ids[0], got)
+		}
+		if got := sentIDs(t, database); len(got) != 0 {
+			t.Errorf("sent holds %v after a kill -9 mid-send, want nothing", got)
+		}
+
+		second := startWorker(t, database, "-send-time", "10ms", "-rescue-after", "1s")
+		line, ok := second.AwaitLog("email sent", rescueWait)
+		if !ok {
+			t.Fatalf("the job was not sent again within %s of the kill -9", rescueWait)
+		}
+		t.Logf("sent again %s after the kill -9", line.At.Sub(killedAt).Round(100*time.Millisecond))
+		if sending, _ := second.Logged("email sending"); sending.Attr("attempt") != "2" {
+			t.Errorf("the second worker sent it at attempt %s, want 2", sending.Attr("attempt"))
+		}
+		second.Signal(syscall.SIGTERM)
+		second.WaitExit()
+		checkOnce(t, ids, sentIDs(t, database), second)
+	})
+}
+
+// TestSendLongerThanBudget: a send longer than -shutdown-timeout is
+// cancelled at the deadline and the worker exits 1; the job is back in the
+// database, available, and the next worker sends it.
+func TestSendLongerThanBudget(t *testing.T) {
+	t.Parallel()
+	database := sqliteDB(t)
+	web := startWeb(t, database)
+	ids := accept(t, web, "budget@example.com")
+	first := startWorker(t, database, "-send-time", "3s", "-shutdown-timeout", "200ms", "-rescue-after", "10s")
+	first.WaitLog("email sending")
+	first.Signal(syscall.SIGTERM)
+	exit := first.WaitExit()
+	if exit.Code != 1 {
+		t.Errorf("%s when the budget ran out, want exit status 1", exit)
+	}
+	for _, msg := range []string{"email cancelled", "shutdown forced"} {
+		if _, ok := first.Logged(msg); !ok {
+			t.Errorf("msg=%q was not logged", msg)
+		}
+	}
+	if got := jobStatus(t, web, ids[0]); got.State != "available" || got.Attempts != 0 {
+		t.Errorf("after the cancelled send, GET /emails/%d = %+v, want it available, its attempt not counted", ids[0], got)
+	}
+	second := startWorker(t, database, "-send-time", "10ms")
+	second.WaitLog("email sent")
+	checkOnce(t, ids, sentIDs(t, database), first, second)
+}
+
+// TestSecondSignalCancelsAtOnce: a second signal does not wait out the
+// budget (10s by default): the send is cancelled, the worker exits 1 at
+// once, and the job is available for the next worker.
+func TestSecondSignalCancelsAtOnce(t *testing.T) {
+	t.Parallel()
+	database := sqliteDB(t)
+	web := startWeb(t, database)
+	ids := accept(t, web, "second@example.com")
+	worker := startWorker(t, database, "-send-time", "20s")
+	worker.WaitLog("email sending")
+	worker.Signal(syscall.SIGTERM)
+	worker.WaitLog("shutdown started")
+	worker.Signal(syscall.SIGTERM)
+	exit, ok := worker.AwaitExit(2 * time.Second)
+	if !ok {
+		t.Fatal("still running 2s after the second signal")
+	}
+	if exit.Code != 1 {
+		t.Errorf("%s after a second signal, want exit status 1", exit)
+	}
+	if got := jobStatus(t, web, ids[0]); got.State != "available" {
+		t.Errorf("GET /emails/%d = %+v, want it available", ids[0], got)
+	}
+}
+
+// TestTwoWorkers: two worker processes on one queue never take the same
+// job: each is begun once and sent once.
+func TestTwoWorkers(t *testing.T) {
+	t.Parallel()
+	database := sqliteDB(t)
+	web := startWeb(t, database)
+	a := startWorker(t, database, "-workers", "2", "-send-time", "50ms")
+	b := startWorker(t, database, "-workers", "2", "-send-time", "50ms")
+	var ids []int64
+	for i := range 4 {
+		ids = append(ids, accept(t, web, recipients(fmt.Sprint("two-", i), 5)...)...)
+	}
+	awaitSent(t, database, len(ids), demotest.EventTimeout)
+	for _, w := range []*demotest.Process{a, b} {
+		w.Signal(syscall.SIGTERM)
+		if exit := w.WaitExit(); exit.Code != 0 {
+			t.Errorf("%s, want exit status 0", exit)
+		}
+	}
+	checkOnce(t, ids, sentIDs(t, database), a, b)
+	began := append(idsLogged(a, "email sending"), idsLogged(b, "email sending")...)
+	if len(began) != len(ids) {
+		t.Errorf("%d sends began for %d jobs: a job was taken twice", len(began), len(ids))
+	}
+	t.Logf("worker a sent %d, worker b %d", a.Count("email sent"), b.Count("email sent"))
+}
+
+// idsLogged returns the sorted ids of the lines with msg.
+func idsLogged(p *demotest.Process, msg string) []string {
+	var ids []string
+	for _, l := range p.Lines() {
+		if l.Msg() == msg {
+			ids = append(ids, l.Attr("id"))
+		}
+	}
+	slices.Sort(ids)
+	return ids
+}
