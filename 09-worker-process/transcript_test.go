@@ -89,7 +89,7 @@ func threeTerminals(r *recorder) {
 }
 
 func killWorker(r *recorder) {
-	r.note("River elects one leader per database, which runs the rescuer. Here a River client of the test's own, which takes no email, leads, so that the worker killed below is not the leader (for a dead leader, see below).")
+	r.note("River elects one leader per database, which runs the rescuer. Here a River client of the test's own, which takes no email, leads, so that the worker killed below is not: a dead leader would add the rest of its term, about 15s.")
 	handOver := holdLeadership(r.t, r.database)
 	web := r.start("web", "web")
 	r.post(web, emailBody("cy@example.com"))
