@@ -7,7 +7,7 @@
 //
 // Usage, in two terminals:
 //
-//	make run-09 ARGS="web [-addr localhost:8080 -database data/jobs.db -shutdown-timeout 10s]"
+//	make run-09 ARGS="web [-addr localhost:8080 -database data/jobs.db -shutdown-timeout 10s -read-timeout 10s]"
 //	make run-09 ARGS="worker [-workers 4 -send-time 1s -rescue-after 1m -database data/jobs.db -shutdown-timeout 10s]"
 //
 // Then, from a third,
@@ -34,7 +34,7 @@ import (
 	"github.com/riverqueue/river"
 )
 
-const usage = `Usage: 09-worker-process web    [-addr localhost:8080] [-database data/jobs.db] [-shutdown-timeout 10s]
+const usage = `Usage: 09-worker-process web    [-addr localhost:8080] [-database data/jobs.db] [-shutdown-timeout 10s] [-read-timeout 10s]
        09-worker-process worker [-workers 4] [-send-time 1s] [-rescue-after 1m] [-database data/jobs.db] [-shutdown-timeout 10s]
 
 web serves HTTP and records each POST /emails in the database; worker sends
@@ -68,9 +68,13 @@ func web(args []string) int {
 	addr := flags.String("addr", "localhost:8080", `address to listen on; ":8080" listens on every interface`)
 	database := flags.String("database", "data/jobs.db", "a SQLite file, or a postgres:// URL")
 	shutdownTimeout := flags.Duration("shutdown-timeout", 10*time.Second, "how long to wait for in-flight requests before cutting them")
+	readTimeout := flags.Duration("read-timeout", 10*time.Second, "how long a client may take to send a whole request; a body still arriving then gets 408")
 	parse(flags, args)
-	if *shutdownTimeout <= 0 {
+	switch {
+	case *shutdownTimeout <= 0:
 		badFlag(flags, "-shutdown-timeout must be more than 0")
+	case *readTimeout <= 0:
+		badFlag(flags, "-read-timeout must be more than 0")
 	}
 
 	// Catch the signals before anything else, so that none arrives unhandled.
@@ -106,7 +110,7 @@ func web(args []string) int {
 		// A client that connects and never finishes its request headers is
 		// dropped after ReadHeaderTimeout, so it cannot hold the drain.
 		ReadHeaderTimeout: 2 * time.Second,
-		ReadTimeout:       10 * time.Second,
+		ReadTimeout:       *readTimeout,              // a body still arriving then gets 408: see postEmails
 		WriteTimeout:      maxDelay + 10*time.Second, // longer than the slowest /slow
 		IdleTimeout:       60 * time.Second,
 	}

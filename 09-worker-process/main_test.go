@@ -82,19 +82,21 @@ func TestEmailsStatuses(t *testing.T) {
 }
 
 // TestLateBodyIs408: a body that does not arrive within the server's
-// ReadTimeout (10s) gets 408 Request Timeout, never an implicit 200, and
-// queues nothing.
+// ReadTimeout (-read-timeout) gets 408 Request Timeout, never an implicit
+// 200, and queues nothing.
 func TestLateBodyIs408(t *testing.T) {
 	t.Parallel()
+	const readTimeout = 300 * time.Millisecond
 	database := sqliteDB(t)
-	web := startWeb(t, database)
+	web := demotest.Start(t, "web", "-database", database, "-read-timeout", readTimeout.String())
 	conn, err := net.Dial("tcp", web.Addr)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer conn.Close()
+	// Part of the body, and then nothing: it can only end at the timeout.
 	fmt.Fprint(conn, "POST /emails HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"to\": [")
-	conn.SetReadDeadline(time.Now().Add(15 * time.Second))
+	conn.SetReadDeadline(time.Now().Add(readTimeout + demotest.EventTimeout))
 	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
 	if err != nil {
 		t.Fatalf("no answer to a late body: %v", err)
@@ -179,6 +181,7 @@ func TestBadCommandLine(t *testing.T) {
 		{[]string{"web", "extra"}, `unexpected argument "extra"`},
 		{[]string{"worker", "-workers", "2", "extra"}, `unexpected argument "extra"`},
 		{[]string{"web", "-shutdown-timeout", "0s"}, "-shutdown-timeout"},
+		{[]string{"web", "-read-timeout", "0s"}, "-read-timeout"},
 		{[]string{"worker", "-workers", "0"}, "-workers"},
 		{[]string{"worker", "-send-time", "-1s"}, "-send-time"},
 		{[]string{"worker", "-rescue-after", "0s"}, "-rescue-after"},

@@ -89,6 +89,8 @@ func threeTerminals(r *recorder) {
 }
 
 func killWorker(r *recorder) {
+	r.note("River elects one leader per database, which runs the rescuer. Here a River client of the test's own, which takes no email, leads, so that the worker killed below is not: a dead leader would add the rest of its term, about 15s.")
+	handOver := holdLeadership(r.t, r.database)
 	web := r.start("web", "web")
 	r.post(web, emailBody("cy@example.com"))
 	worker := r.start("worker", "worker", "-send-time", "20s", "-rescue-after", "1m")
@@ -98,7 +100,9 @@ func killWorker(r *recorder) {
 	r.exit(worker)
 	r.note("The job is still running, as far as the database knows, and nothing was sent.")
 	r.get(web, "/emails/1")
-	r.note("A new worker. River's rescuer, in the worker that leads, gives the job back once -rescue-after has passed.")
+	r.note("The leader stops and resigns; a new worker wins the lead as it starts, and its rescuer gives the job back, running for longer than -rescue-after.")
+	awaitStuck(r.t, r.database, 1, time.Second)
+	handOver()
 	worker = r.start("worker", "worker", "-send-time", "200ms", "-rescue-after", "1s")
 	r.expectWithin(worker, "email sent", rescueWait)
 	r.get(web, "/emails/1")
