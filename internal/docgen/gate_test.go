@@ -47,24 +47,6 @@ func TestGeneratedPartsAreFresh(t *testing.T) {
 	}
 }
 
-func TestLinksAndAnchors(t *testing.T) {
-	root, err := FindRoot(".")
-	if err != nil {
-		t.Fatal(err)
-	}
-	files, err := MarkdownFiles(root)
-	if err != nil {
-		t.Fatal(err)
-	}
-	broken, err := CheckLinks(root, files)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, b := range broken {
-		t.Error(b)
-	}
-}
-
 // firstDifference shows the first line where the committed part and the
 // generated one differ.
 func firstDifference(old, new string) string {
@@ -84,7 +66,12 @@ func firstDifference(old, new string) string {
 	return ""
 }
 
-func TestTranslationsFollowTheirOriginals(t *testing.T) {
+// Each check below reads every Markdown file of the repository and fails
+// with one error per problem it reports, each naming file:line.
+func TestLinksAndAnchors(t *testing.T)                  { checkAllMarkdown(t, CheckLinks) }
+func TestTranslationsFollowTheirOriginals(t *testing.T) { checkAllMarkdown(t, CheckTranslations) }
+
+func checkAllMarkdown(t *testing.T, check func(root string, files []string) ([]string, error)) {
 	root, err := FindRoot(".")
 	if err != nil {
 		t.Fatal(err)
@@ -93,7 +80,7 @@ func TestTranslationsFollowTheirOriginals(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	problems, err := CheckTranslations(root, files)
+	problems, err := check(root, files)
 	if err != nil {
 		t.Fatal(err)
 	}
