@@ -388,7 +388,8 @@ func sentIDs(t *testing.T, database string) []int64 {
 	return ids
 }
 
-// awaitSent waits until the sent table has n rows, or timeout passes.
+// awaitSent waits until the sent table has n rows. The timeout only catches
+// a hang: how fast the rows come is the lab's business, not this test's.
 func awaitSent(t *testing.T, database string, n int, timeout time.Duration) {
 	t.Helper()
 	db := openTestDatabase(t, database)
@@ -402,7 +403,7 @@ func awaitSent(t *testing.T, database string, n int, timeout time.Duration) {
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("%d emails sent after %s, want %d", count, timeout, n)
+			t.Fatalf("only %d of %d emails sent within %s: a hang, not a slow machine", count, n, timeout)
 		}
 		time.Sleep(20 * time.Millisecond) // a poll of the database, not a wait for time to pass
 	}

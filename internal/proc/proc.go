@@ -25,8 +25,10 @@ import (
 
 // EventTimeout bounds every wait for something the program should do soon:
 // a log line, an exit, a port answering. Waits end at the event, not at this
-// bound; it only keeps a broken program from hanging its caller.
-const EventTimeout = 5 * time.Second
+// bound; it only keeps a broken program from hanging its caller. It is tens
+// of seconds because two cores shared by four test packages under -race
+// made 5 s a throughput expectation: a 50 ms send took 680 ms there.
+const EventTimeout = 30 * time.Second
 
 // FreeAddr returns a loopback address whose port was free a moment ago.
 //
