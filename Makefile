@@ -33,6 +33,10 @@ test: fmt-check vet ## the one gate, as CI runs it: gofmt, go vet, every test wi
 	go test -race -p 4 ./...
 	@for m in $(MODULES); do echo "go test ./... (in $$m)"; (cd $$m && go test ./...) || exit 1; done
 
+.PHONY: soak
+soak: ## the suite N times in a row (N=10), then HOGGED=5 times with every core kept busy
+	@sh tools/soak.sh $(or $(N),10) $(or $(HOGGED),5)
+
 fmt-check: ## fail if gofmt would change a file
 	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 
