@@ -147,7 +147,10 @@ func TestBrokenDeploy(t *testing.T) {
 	if err := demotest.InstallProgram(binary, good); err != nil {
 		t.Fatal(err)
 	}
-	tree := demotest.StartTree(t, binary, "-pid-file", pidFile, "-upgrade-timeout", "500ms")
+	// The timeout also bounds the good deploy at the end: 500 ms was shorter
+	// than a real binary's start on two busy cores (go1.27.3's CI run timed it
+	// out), so it is a hang bound, and the never-ready deploy waits it out.
+	tree := demotest.StartTree(t, binary, "-pid-file", pidFile, "-upgrade-timeout", "10s")
 	pid := tree.Pid()
 	load := demotest.StartLoad(t, tree.Addr, 2, 1)
 
