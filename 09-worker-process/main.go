@@ -267,7 +267,7 @@ func newFlags(role string) *flag.FlagSet {
 func parse(flags *flag.FlagSet, args []string) {
 	_ = flags.Parse(args) // never an error: ExitOnError exits 2 on a bad flag
 	if flags.NArg() > 0 {
-		fmt.Fprintf(flags.Output(), "unexpected argument %q\n", flags.Arg(0))
+		fmt.Fprintf(flags.Output(), "%q is not a flag (flags start with -, as in -addr :8080)\n", flags.Arg(0))
 		flags.Usage()
 		os.Exit(2)
 	}

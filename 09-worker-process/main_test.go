@@ -178,8 +178,8 @@ func TestBadCommandLine(t *testing.T) {
 	}{
 		{nil, "Usage"},
 		{[]string{"serve"}, `unknown role "serve"`},
-		{[]string{"web", "extra"}, `unexpected argument "extra"`},
-		{[]string{"worker", "-workers", "2", "extra"}, `unexpected argument "extra"`},
+		{[]string{"web", "extra"}, `"extra" is not a flag (flags start with -`},
+		{[]string{"worker", "-workers", "2", "extra"}, `"extra" is not a flag (flags start with -`},
 		{[]string{"web", "-shutdown-timeout", "0s"}, "-shutdown-timeout"},
 		{[]string{"web", "-read-timeout", "0s"}, "-read-timeout"},
 		{[]string{"worker", "-workers", "0"}, "-workers"},

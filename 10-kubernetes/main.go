@@ -38,7 +38,7 @@ func main() {
 	gracePeriod := flag.Duration("grace-period", 30*time.Second, "the pod's terminationGracePeriodSeconds: the kubelet sends SIGKILL this long after SIGTERM")
 	flag.Parse()
 	if flag.NArg() > 0 {
-		fmt.Fprintf(os.Stderr, "unexpected argument %q: every setting is a flag\n", flag.Arg(0))
+		fmt.Fprintf(os.Stderr, "%q is not a flag (flags start with -, as in -addr :8080)\n", flag.Arg(0))
 		flag.Usage()
 		os.Exit(2)
 	}

@@ -165,7 +165,7 @@ func TestBadCommandLine(t *testing.T) {
 		{[]string{"-drain-delay=soon"}, `invalid value "soon" for flag -drain-delay`},
 		{[]string{"-shutdown-timeout=0s"}, "-shutdown-timeout must be more than 0"},
 		{[]string{"-grace-period=0s"}, "-grace-period must be more than 0"},
-		{[]string{"drain-delay", "3s"}, `unexpected argument "drain-delay"`},
+		{[]string{"drain-delay", "3s"}, `"drain-delay" is not a flag (flags start with -`},
 		{[]string{"-drain-delay=25s"}, "-drain-delay 25s + -shutdown-timeout 10s + 1s to exit = 36s, more than -grace-period 30s"},
 		{[]string{"-grace-period=15s"}, "-drain-delay 5s + -shutdown-timeout 10s + 1s to exit = 16s, more than -grace-period 15s"},
 	}

@@ -38,7 +38,7 @@ func main() {
 	writeTimeout := flag.Duration("write-timeout", maxDelay+10*time.Second, "the server's WriteTimeout, and how long each event of a stream may take to write")
 	flag.Parse()
 	if flag.NArg() > 0 {
-		fmt.Fprintf(os.Stderr, "unexpected argument %q: every setting is a -flag\n", flag.Arg(0))
+		fmt.Fprintf(os.Stderr, "%q is not a flag (flags start with -, as in -addr :8080)\n", flag.Arg(0))
 		flag.Usage()
 		os.Exit(2)
 	}

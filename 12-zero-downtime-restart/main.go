@@ -39,7 +39,7 @@ func main() {
 	pidFile := flag.String("pid-file", "", "file that names the serving process, rewritten after every upgrade (systemd's PIDFile=); none if empty")
 	flag.Parse()
 	if flag.NArg() > 0 {
-		fmt.Fprintf(os.Stderr, "unexpected argument %q\n", flag.Arg(0))
+		fmt.Fprintf(os.Stderr, "%q is not a flag (flags start with -, as in -addr :8080)\n", flag.Arg(0))
 		flag.Usage()
 		os.Exit(2)
 	}
