@@ -260,7 +260,7 @@ func checkNoFailure(t *testing.T, results []demotest.LoadResult) {
 	for _, r := range results {
 		if !r.OK() {
 			if failed++; failed <= 5 {
-				t.Errorf("%s: %v at %s", r.Lane, r.Response, r.At.Format("15:04:05.000"))
+				t.Errorf("%s: %v at %s", r.Lane, r.Result, r.End.Format("15:04:05.000"))
 			}
 		}
 	}

@@ -3,6 +3,8 @@ package main
 import (
 	"fmt"
 	"time"
+
+	"github.com/gracefulgo/walkthrough/internal/noretry"
 )
 
 // Outcome is how a request ended, as its client saw it.
@@ -36,17 +38,17 @@ func (o Outcome) String() string {
 	return fmt.Sprintf("Outcome(%d)", int(o))
 }
 
-// classify names the outcome of one request from what its client saw: the
-// error of the dial (when it had to dial), the error of the exchange, and
-// the status it read.
-func classify(dialErr, err error, status int) Outcome {
-	switch {
-	case dialErr != nil:
+// outcome is what the lab's figures call a request of the given kind: only
+// a refused dial is turned away (the server never saw it); every other
+// failure happened on an open connection, so the server had accepted it.
+func outcome(k noretry.Kind) Outcome {
+	switch k {
+	case noretry.OK:
+		return Completed
+	case noretry.Refused:
 		return TurnedAway
-	case err != nil, status != 200:
-		return Dropped
 	}
-	return Completed
+	return Dropped
 }
 
 // Request is one request (or idle connection) on a timeline. Lane is the

@@ -3,9 +3,7 @@ package main
 import (
 	"context"
 	"errors"
-	"io"
 	"net"
-	"os"
 	"slices"
 	"syscall"
 	"testing"
@@ -16,28 +14,6 @@ import (
 var t0 = time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
 
 func ms(f float64) time.Time { return t0.Add(time.Duration(f * float64(time.Millisecond))) }
-
-func TestClassify(t *testing.T) {
-	refused := &net.OpError{Op: "dial", Net: "tcp", Err: os.NewSyscallError("connect", syscall.ECONNREFUSED)}
-	reset := &net.OpError{Op: "read", Net: "tcp", Err: os.NewSyscallError("read", syscall.ECONNRESET)}
-	for _, tc := range []struct {
-		name         string
-		dialErr, err error
-		status       int
-		want         Outcome
-	}{
-		{"a 200 and its body", nil, nil, 200, Completed},
-		{"refused at the dial", refused, nil, 0, TurnedAway},
-		{"reset while reading", nil, reset, 0, Dropped},
-		{"closed before the whole answer", nil, io.ErrUnexpectedEOF, 0, Dropped},
-		{"closed with the body half read", nil, io.ErrUnexpectedEOF, 200, Dropped},
-		{"an answer, but not a 200", nil, nil, 503, Dropped},
-	} {
-		if got := classify(tc.dialErr, tc.err, tc.status); got != tc.want {
-			t.Errorf("%s: classify = %v, want %v", tc.name, got, tc.want)
-		}
-	}
-}
 
 // drained is a run of a step that drained: some requests completed before
 // the signal, some after, one was dropped, clients were turned away, and

@@ -6,7 +6,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -201,12 +200,12 @@ func startRestartLoad(addr string) *restartLoad {
 	l := &restartLoad{addr: addr, quit: make(chan struct{}), grew: make(chan struct{})}
 	for lane := range restartLanes {
 		l.wg.Go(func() {
-			c := client{addr: addr, lane: lane}
-			defer c.close()
+			c := newClient(addr, lane)
+			defer c.Close()
 			for {
 				r := c.get("/")
 				if lane%2 == 1 {
-					c.close()
+					c.Close()
 				}
 				l.add(r)
 				select {
@@ -260,9 +259,9 @@ func (l *restartLoad) beforeRestart(pid int, started func() error) (<-chan Reque
 	}
 	slow := make(chan Request, 1)
 	go func() {
-		c := client{addr: l.addr, lane: restartLanes}
+		c := newClient(l.addr, restartLanes)
 		r := c.get("/slow?d=" + restartSlow)
-		c.close()
+		c.Close()
 		if r.Outcome == Completed {
 			r.Pid = pid // started before the restart: the old process's
 		}
@@ -278,18 +277,6 @@ func (l *restartLoad) stop() []Request {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return slices.Clone(l.requests)
-}
-
-var pidInBody = regexp.MustCompile(`pid (\d+)`)
-
-// pidIn is the pid an answer of GET / names, or 0.
-func pidIn(body string) int {
-	m := pidInBody.FindStringSubmatch(body)
-	if m == nil {
-		return 0
-	}
-	pid, _ := strconv.Atoi(m[1])
-	return pid
 }
 
 // restartFigures are one row of the scenario's table.

@@ -74,9 +74,9 @@ func driveInFlight(p *process, signal func()) ([]Request, error) {
 	var wg sync.WaitGroup
 	for i := range inFlightCount {
 		wg.Go(func() {
-			c := client{addr: p.Addr, lane: i}
+			c := newClient(p.Addr, i)
 			requests[i] = c.get("/slow?d=" + inFlightDelay)
-			c.close()
+			c.Close()
 		})
 	}
 	err := p.awaitLog("slow request started", inFlightCount)
@@ -94,8 +94,8 @@ func driveLoad(p *process, signal func()) ([]Request, error) {
 			// Spread the clients over one request's time, so that at any
 			// moment most connections have a request in flight.
 			time.Sleep(time.Duration(i) * loadStagger)
-			c := client{addr: p.Addr, lane: i}
-			defer c.close()
+			c := newClient(p.Addr, i)
+			defer c.Close()
 			for range maxPerClient {
 				r := c.get("/slow?d=" + loadDelay)
 				perClient[i] = append(perClient[i], r)
@@ -120,9 +120,9 @@ func driveDeadline(p *process, signal func()) ([]Request, error) {
 	var wg sync.WaitGroup
 	for i, d := range []string{longDelay, shortDelay} {
 		wg.Go(func() {
-			c := client{addr: p.Addr, lane: i}
+			c := newClient(p.Addr, i)
 			requests[i] = c.get("/slow?d=" + d)
-			c.close()
+			c.Close()
 		})
 	}
 	err := p.awaitLog("slow request started", 2)
@@ -132,9 +132,9 @@ func driveDeadline(p *process, signal func()) ([]Request, error) {
 }
 
 func driveIdle(p *process, signal func()) ([]Request, error) {
-	c := client{addr: p.Addr}
+	c := newClient(p.Addr, 0)
 	r := c.get("/")
-	if c.conn == nil {
+	if !c.Connected() {
 		signal()
 		return []Request{r}, fmt.Errorf("no idle connection to keep: GET / was %s (%s)", r.Outcome, r.Err)
 	}

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+	"github.com/gracefulgo/walkthrough/internal/noretry"
 	"github.com/gracefulgo/walkthrough/internal/proc"
 )
 
@@ -85,9 +86,9 @@ func streamsOnce(s *step, withSlow bool) streamsRun {
 		done.Add(1)
 		go func() {
 			defer done.Done()
-			c := client{addr: p.Addr}
+			c := newClient(p.Addr, 0)
 			r := c.get("/slow?d=" + streamsSlow)
-			c.close()
+			c.Close()
 			run.Slow = r.Outcome.String()
 		}()
 		if err := p.awaitLog("slow request started", 1); err != nil {
@@ -114,7 +115,7 @@ func streamsOnce(s *step, withSlow bool) streamsRun {
 func watchEvents(addr string, open func(), signalled <-chan struct{}) string {
 	transport := &http.Transport{}
 	defer transport.CloseIdleConnections()
-	ctx, cancel := context.WithTimeout(context.Background(), requestTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), noretry.Timeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/events", nil)
 	if err != nil {
@@ -187,7 +188,7 @@ func describeStreamEnd(before, after int, shutdownEvent bool, err error) string 
 // calls open once that is done (or the handshake failed), and returns how
 // the connection ended after signalled.
 func watchSocket(addr string, open func(), signalled <-chan struct{}) string {
-	ctx, cancel := context.WithTimeout(context.Background(), requestTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), noretry.Timeout)
 	defer cancel()
 	conn, resp, err := websocket.Dial(ctx, "ws://"+addr+"/ws", nil)
 	if err != nil {

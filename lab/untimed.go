@@ -132,12 +132,12 @@ func driveUntimed(addr string, began time.Time, offset time.Duration, signal fun
 // untimedClient sends GET path back to back until the time until, on one
 // kept-alive connection while the server keeps it, and stops at its first
 // request that did not complete: it never retries. A connection the server
-// closed before the client reused it is not sent on (see closedByServer);
+// closed before the client reused it is not sent on (see getFresh);
 // the client dials a new one for its next request, as it does after a
 // response with Connection: close.
 func untimedClient(addr string, lane int, path string, until time.Time) (requests []Request, foundClosed int) {
-	c := client{addr: addr, lane: lane}
-	defer c.close()
+	c := newClient(addr, lane)
+	defer c.Close()
 	for time.Now().Before(until) {
 		r, found := c.getFresh(path)
 		if found {
@@ -153,46 +153,17 @@ func untimedClient(addr string, lane int, path string, until time.Time) (request
 
 // getFresh is get, except that it first checks whether the server has
 // closed the kept-alive connection, and if so dials a new one rather than
-// send on it; found reports that it did.
+// send on it; found reports that it did. A careful client does not send on
+// such a connection: net/http's Transport keeps a read pending on every
+// idle connection and drops the connection as soon as that read ends. So a
+// request counts as sent to a server that had accepted it only if, when
+// the client wrote it, nothing from the server had said the connection was
+// over.
 func (c *client) getFresh(path string) (r Request, found bool) {
-	if c.conn != nil && c.closedByServer() {
-		c.close()
-		found = true
-	}
-	return c.get(path), found
-}
-
-// closedByServer reports, without waiting, whether the server's FIN or RST
-// (or anything else unasked for) has already reached the kept-alive
-// connection. A careful client does not send on such a connection:
-// net/http's Transport keeps a read pending on every idle connection and
-// drops the connection as soon as that read ends. So a request counts as
-// sent to a server that had accepted it only if, when the client wrote
-// it, nothing from the server had said the connection was over.
-func (c *client) closedByServer() bool {
-	if c.r.Buffered() > 0 {
-		return true
-	}
-	sc, ok := c.conn.(syscall.Conn)
-	if !ok {
-		return false
-	}
-	raw, err := sc.SyscallConn()
-	if err != nil {
-		return true
-	}
-	var peekErr error
-	buf := make([]byte, 1)
-	err = raw.Read(func(fd uintptr) bool {
-		_, _, peekErr = syscall.Recvfrom(int(fd), buf, syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
-		return true // one look, never a wait
-	})
-	if err != nil {
-		return true
-	}
-	// EAGAIN: nothing to read, the connection is open and quiet. Anything
-	// else is a reset (an error), a FIN (n == 0), or bytes nobody asked for.
-	return peekErr != syscall.EAGAIN && peekErr != syscall.EWOULDBLOCK
+	c.Peek = true
+	defer func() { c.Peek = false }()
+	res := c.Get(path)
+	return c.place(res), res.Redialed
 }
 
 // Kinds of drop, as the client saw them.

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"github.com/gracefulgo/walkthrough/internal/noretry"
+
 	"bufio"
 	"errors"
 	"io"
@@ -177,21 +179,21 @@ func TestClosedByServer(t *testing.T) {
 		}
 		<-hangUp
 	})
-	c := client{addr: addr}
-	defer c.close()
+	c := newClient(addr, 0)
+	defer c.Close()
 	if r := c.get("/"); r.Outcome != Completed {
 		t.Fatalf("GET /: %v (%s)", r.Outcome, r.Err)
 	}
 	<-answered
-	if c.closedByServer() {
-		t.Fatal("closedByServer on an open, quiet connection")
+	if c.ClosedByServer() {
+		t.Fatal("ClosedByServer on an open, quiet connection")
 	}
 	ln.Close()
-	close(hangUp) // the server closes the connection: a FIN is on its way
-	deadline := time.Now().Add(5 * time.Second)
-	for !c.closedByServer() {
+	close(hangUp)                               // the server closes the connection: a FIN is on its way
+	deadline := time.Now().Add(noretry.Timeout) // a hang bound
+	for !c.ClosedByServer() {
 		if time.Now().After(deadline) {
-			t.Fatal("closedByServer never saw the server's close")
+			t.Fatal("ClosedByServer never saw the server's close")
 		}
 		time.Sleep(time.Millisecond) // waiting for the FIN to arrive; nothing else to wait on
 	}

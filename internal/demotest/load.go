@@ -1,19 +1,18 @@
 package demotest
 
 import (
-	"bufio"
 	"fmt"
-	"net"
-	"regexp"
-	"strconv"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/gracefulgo/walkthrough/internal/noretry"
 )
 
 // Load is a steady stream of GET / on a step's port from clients that never
-// retry: each failure is counted, where net/http's Transport would quietly
-// send the request again on a reused connection. Keep-alive lanes reuse
+// retry (the repository's one load client, internal/noretry): each failure
+// is counted, where net/http's Transport would quietly send the request
+// again on a reused connection. Keep-alive lanes reuse
 // their connection until the server answers Connection: close (then they
 // dial again, as any HTTP/1.1 client must); new-connection lanes dial for
 // every request and send Connection: close.
@@ -29,9 +28,8 @@ type Load struct {
 
 // A LoadResult is one request of a [Load].
 type LoadResult struct {
-	Lane     string // "keep-alive 1", "new-conn 2", ...
-	Response        // Err is set on a failure
-	Pid      int    // the pid that answered, from the body of /
+	Lane           string // "keep-alive 1", "new-conn 2", ...
+	noretry.Result        // Pid is the pid that answered, from the body of /
 }
 
 // StartLoad starts keepAlive and newConn lanes against addr. The test's
@@ -48,50 +46,22 @@ func StartLoad(t testing.TB, addr string, keepAlive, newConn int) *Load {
 	return l
 }
 
-var pidInBody = regexp.MustCompile(`pid (\d+)`)
-
 func (l *Load) lane(name string, keepAlive bool) {
-	l.wg.Add(1)
-	go func() {
-		defer l.wg.Done()
-		var c *Conn
-		defer func() {
-			if c != nil {
-				c.Close()
-			}
-		}()
+	c := &noretry.Client{Addr: l.addr, Timeout: EventTimeout}
+	if !keepAlive {
+		c.Header = []string{"Connection: close"}
+	}
+	l.wg.Go(func() {
+		defer c.Close()
 		for {
 			select {
 			case <-l.stop:
 				return
 			default:
 			}
-			var r Response
-			if c == nil {
-				nc, err := net.Dial("tcp", l.addr)
-				if err != nil {
-					l.add(LoadResult{Lane: name, Response: Response{Err: err, At: time.Now()}})
-					continue
-				}
-				c = &Conn{Conn: nc, r: bufio.NewReader(nc)}
-			}
-			c.SetDeadline(time.Now().Add(EventTimeout))
-			if keepAlive {
-				r = c.Do("/")
-			} else {
-				r = c.Do("/", "Connection: close")
-			}
-			if r.Err != nil || !keepAlive || r.Close {
-				c.Close()
-				c = nil
-			}
-			res := LoadResult{Lane: name, Response: r}
-			if m := pidInBody.FindStringSubmatch(r.Body); m != nil {
-				res.Pid, _ = strconv.Atoi(m[1])
-			}
-			l.add(res)
+			l.add(LoadResult{Lane: name, Result: c.Get("/")})
 		}
-	}()
+	})
 }
 
 func (l *Load) add(r LoadResult) {

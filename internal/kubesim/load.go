@@ -1,34 +1,30 @@
 package kubesim
 
 import (
-	"bufio"
-	"errors"
 	"fmt"
-	"io"
-	"net"
-	"net/http"
-	"regexp"
 	"slices"
-	"strconv"
 	"sync"
-	"syscall"
 	"time"
+
+	"github.com/gracefulgo/walkthrough/internal/noretry"
 )
 
-// Kind is how a failed request failed.
-type Kind string
+// Kind is how a failed request failed: the kinds of the repository's one
+// load client, internal/noretry, so that they mean the same here as in the
+// lab and the demo tests.
+type Kind = noretry.Kind
 
 // The kinds of failure, as the client saw them.
 const (
-	Refused Kind = "refused" // the connection was refused
-	Reset   Kind = "reset"   // the connection was reset (or written to after a reset)
-	EOF     Kind = "EOF"     // the connection ended before the whole response
-	Status  Kind = "status"  // a response other than 200
-	Other   Kind = "other"   // anything else (a timeout, say)
+	Refused = noretry.Refused // the connection was refused
+	Reset   = noretry.Reset   // the connection was reset (or written to after a reset)
+	EOF     = noretry.EOF     // the connection ended before the whole response
+	Status  = noretry.Status  // a response other than 200
+	Other   = noretry.Other   // anything else (a timeout, say)
 )
 
 // Kinds is every kind, in the order reports show them.
-var Kinds = []Kind{Refused, Reset, EOF, Status, Other}
+var Kinds = noretry.Failures
 
 // Failure is one request that did not end in a 200.
 type Failure struct {
@@ -85,13 +81,14 @@ type LoadConfig struct {
 	PerConn int
 }
 
-// Load is clients that each keep an HTTP/1.1 connection alive and send
-// GET requests on it one after the other. They never retry: a request that
-// fails is counted and the client goes on with the next one, on a new
-// connection. Like any decent connection pool they do not send on a
-// connection the server has visibly closed (they check before each
-// request, as Go's Transport does with its background read), and they
-// open a new connection after a response with Connection: close.
+// Load is clients (internal/noretry's) that each keep an HTTP/1.1
+// connection alive and send GET requests on it one after the other. They
+// never retry: a request that fails is counted and the client goes on with
+// the next one, on a new connection. Like any decent connection pool they
+// do not send on a connection the server has visibly closed (Peek: they
+// check before each request, as Go's Transport does with its background
+// read), and they open a new connection after a response with
+// Connection: close.
 type Load struct {
 	proxy *Proxy
 	LoadConfig
@@ -132,70 +129,37 @@ func (l *Load) Snapshot() (ok, failed int) {
 	return l.result.OK, len(l.result.Failures)
 }
 
-// pidInBody finds the pid in an answer to GET /: "10-kubernetes, pid 4242".
-var pidInBody = regexp.MustCompile(`pid (\d+)`)
-
 func (l *Load) client() {
 	defer l.wg.Done()
-	var c *clientConn
-	sent := 0 // on c
-	defer func() {
-		if c != nil {
-			c.Close()
-		}
-	}()
+	c := &noretry.Client{Addr: l.proxy.Addr(), PerConn: l.PerConn, Peek: true, Timeout: requestTimeout}
+	defer c.Close()
 	for {
 		select {
 		case <-l.stop:
 			return
 		default:
 		}
-		if c != nil && c.closedByServer() {
-			c.Close()
-			c = nil
-		}
-		reused := c != nil
-		if c == nil {
-			conn, err := net.Dial("tcp", l.proxy.Addr())
-			if err != nil {
-				// The proxy resets a connection its endpoint refused;
-				// when the reset arrives before the dial has returned,
-				// the dial fails with it. Either way it was a refusal.
-				kind := kindOf(err)
-				if kind == Reset {
-					kind = Refused
-				}
-				l.fail(Failure{At: time.Now(), Kind: kind, Err: err.Error()})
-				continue
-			}
-			c = &clientConn{Conn: conn, r: bufio.NewReader(conn)}
-			sent = 0
-		}
-		sent++
-		status, body, closing, err := c.get(l.Path)
+		r := c.Get(l.Path)
 		switch {
-		case err != nil:
-			kind := kindOf(err)
-			if l.proxy.Refused(c.LocalAddr().String()) {
-				kind = Refused
-			}
-			l.fail(Failure{At: time.Now(), Kind: kind, Reused: reused, Err: err.Error()})
-			c.Close()
-			c = nil
-		case status != http.StatusOK:
-			l.fail(Failure{At: time.Now(), Kind: Status, Reused: reused, Err: strconv.Itoa(status)})
-		default:
+		case r.OK():
 			l.mu.Lock()
 			l.result.OK++
-			if m := pidInBody.FindStringSubmatch(body); m != nil {
-				pid, _ := strconv.Atoi(m[1])
-				l.result.Answered[pid] = time.Now()
+			if r.Pid != 0 {
+				l.result.Answered[r.Pid] = r.End
 			}
 			l.mu.Unlock()
-		}
-		if c != nil && (closing || sent == l.PerConn) {
-			c.Close()
-			c = nil
+		case r.Kind == Status:
+			l.fail(Failure{At: r.End, Kind: Status, Reused: r.Reused, Err: fmt.Sprint(r.Status)})
+		default:
+			kind := r.Kind
+			// The proxy resets a connection its endpoint refused: when the
+			// reset arrives before the dial has returned, the dial fails
+			// with it; after, the request does. Either way the endpoint
+			// never saw the request: a refusal.
+			if r.Local != "" && l.proxy.Refused(r.Local) {
+				kind = Refused
+			}
+			l.fail(Failure{At: r.End, Kind: kind, Reused: r.Reused, Err: r.Err.Error()})
 		}
 		if l.Pause > 0 {
 			time.Sleep(l.Pause) // the client's think time between requests
@@ -209,70 +173,8 @@ func (l *Load) fail(f Failure) {
 	l.result.Failures = append(l.result.Failures, f)
 }
 
-// kindOf classifies a request's error.
-func kindOf(err error) Kind {
-	switch {
-	case errors.Is(err, syscall.ECONNREFUSED):
-		return Refused
-	case isReset(err):
-		return Reset
-	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
-		return EOF
-	}
-	return Other
-}
-
-// clientConn is one client's kept-alive connection.
-type clientConn struct {
-	net.Conn
-	r *bufio.Reader
-}
-
 // requestTimeout bounds one request, so that a lost one cannot hang the load.
 const requestTimeout = 10 * time.Second
-
-// get sends GET path and reads the whole response. closing reports that the
-// server asked to close the connection.
-func (c *clientConn) get(path string) (status int, body string, closing bool, err error) {
-	c.SetDeadline(time.Now().Add(requestTimeout))
-	if _, err := io.WriteString(c, "GET "+path+" HTTP/1.1\r\nHost: kubesim\r\n\r\n"); err != nil {
-		return 0, "", false, err
-	}
-	resp, err := http.ReadResponse(c.r, nil)
-	if err != nil {
-		return 0, "", false, err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return 0, "", false, err
-	}
-	return resp.StatusCode, string(b), resp.Close, nil
-}
-
-// closedByServer reports whether the server has closed (or reset) the idle
-// connection: a peek that does not wait finds an end of stream, an error,
-// or bytes nobody asked for. (A read deadline in the past would not do:
-// Go fails such a read before it looks at the socket.)
-func (c *clientConn) closedByServer() bool {
-	if c.r.Buffered() > 0 {
-		return true
-	}
-	raw, err := c.Conn.(*net.TCPConn).SyscallConn()
-	if err != nil {
-		return true
-	}
-	closed := true
-	var b [1]byte
-	err = raw.Read(func(fd uintptr) bool {
-		_, _, err := syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
-		// Nothing to read is the only answer of a connection still open.
-		// No error means a byte, or the end of stream (0 bytes).
-		closed = !errors.Is(err, syscall.EAGAIN) && !errors.Is(err, syscall.EWOULDBLOCK)
-		return true
-	})
-	return closed || err != nil
-}
 
 // AwaitOK waits up to timeout until n requests have succeeded, and reports
 // whether they had.

@@ -23,7 +23,6 @@ import (
 	"net"
 	"slices"
 	"sync"
-	"syscall"
 	"time"
 )
 
@@ -193,10 +192,4 @@ func reset(c *net.TCPConn) {
 	// reports the same, and there is nothing left to reset.
 	_ = c.SetLinger(0)
 	_ = c.Close()
-}
-
-// isReset reports whether err is a connection reset or a broken pipe (a
-// write after the peer's reset).
-func isReset(err error) bool {
-	return errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
 }
