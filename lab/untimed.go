@@ -138,7 +138,9 @@ func driveUntimed(addr string, began time.Time, offset time.Duration, signal fun
 func untimedClient(addr string, lane int, path string, until time.Time) (requests []Request, foundClosed int) {
 	c := newClient(addr, lane)
 	defer c.Close()
-	for time.Now().Before(until) {
+	// At least one request, however late the lane starts: a busy machine
+	// may start it after until.
+	for first := true; first || time.Now().Before(until); first = false {
 		r, found := c.getFresh(path)
 		if found {
 			foundClosed++

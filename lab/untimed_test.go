@@ -1,6 +1,8 @@
 package main
 
 import (
+	"github.com/gracefulgo/walkthrough/internal/demotest"
+
 	"github.com/gracefulgo/walkthrough/internal/noretry"
 
 	"bufio"
@@ -134,8 +136,8 @@ func TestUntimedClientCounts(t *testing.T) {
 			if !clean {
 				t.Error("the server did not read a clean EOF: the client should close its connection when the load ends")
 			}
-		case <-time.After(5 * time.Second):
-			t.Error("the connection is still open 5 s after the load ended: the client should close it")
+		case <-time.After(demotest.EventTimeout):
+			t.Errorf("the connection is still open %s after the load ended: the client should close it", demotest.EventTimeout)
 		}
 	})
 }
