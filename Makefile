@@ -20,11 +20,14 @@ help: ## list the targets
 	@grep -hE '^[a-zA-Z%_-]+:.*## ' $(MAKEFILE_LIST) | sed 's/%/NN/' | \
 		awk 'BEGIN {FS = ":.*## "} {printf "  make %-12s %s\n", $$1, $$2}'
 
-# Modules of their own, so that the root go.mod stays what the steps need:
-# step 10's manifest test pulls in k8s.io/api. They run no goroutines of
-# their own, so they run without -race: compiling k8s.io/api with the race
-# detector would cost a cold run minutes (180s against 44s) for nothing.
-MODULES := 10-kubernetes/deploy
+# Modules of their own, so that the root go.mod stays what the steps need
+# and a reader's first make test compiles less: step 10's manifest test
+# pulls in k8s.io/api, step 11's browser test chromedp and its protocol
+# types. They run without -race: compiling k8s.io/api with the race
+# detector would cost a cold run minutes (180s against 44s) for nothing,
+# and the browser test's races would be chromedp's; step 11's own tests
+# run with -race in the root module.
+MODULES := 10-kubernetes/deploy 11-streaming/browser
 
 test: fmt-check vet ## the one gate, as CI runs it: gofmt, go vet, every test with -race
 	@# -p 4: the tests spend their time waiting on child processes, signals

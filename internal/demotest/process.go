@@ -10,8 +10,10 @@ package demotest
 
 import (
 	"flag"
+	"fmt"
 	"os"
 	"os/exec"
+	"path"
 	"path/filepath"
 	"testing"
 	"time"
@@ -40,6 +42,36 @@ func Main(m *testing.M, program func()) {
 		panic(err) // the testing package no longer has -test.parallel
 	}
 	os.Exit(m.Run())
+}
+
+// builtProgram, when set by [MainBuilt], is the step's binary: Command runs
+// it instead of the test binary.
+var builtProgram string
+
+// MainBuilt is the TestMain of a test that lives in a module of its own,
+// beside its step, so that a large module only it needs (the browser
+// test's chromedp) is not in the repository's go.mod: it cannot call the
+// step's main, so it builds the step's package pkg (a path such as
+// ./11-streaming, in the module whose folder is root) with go build, and
+// the processes it starts run that binary. Building in the step's own
+// module takes the step's dependencies from its go.sum, as make run does.
+func MainBuilt(m *testing.M, root, pkg string) {
+	dir, err := os.MkdirTemp("", "demotest-")
+	if err != nil {
+		panic(err)
+	}
+	builtProgram = filepath.Join(dir, path.Base(pkg))
+	build := exec.Command("go", "build", "-o", builtProgram, pkg)
+	build.Dir = root
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	code := 1
+	if err := build.Run(); err != nil {
+		fmt.Fprintf(os.Stderr, "go build %s (in %s): %v\n", pkg, root, err)
+	} else {
+		code = m.Run()
+	}
+	os.RemoveAll(dir)
+	os.Exit(code)
 }
 
 // Step is the name of the step under test: the folder the test runs in,
@@ -92,6 +124,9 @@ func Start(t testing.TB, args ...string) *Process {
 // binary, told to be the program) with the given flags, for a caller that
 // starts it itself: [proc.Start], a simulated cluster.
 func Command(args ...string) *exec.Cmd {
+	if builtProgram != "" {
+		return exec.Command(builtProgram, args...)
+	}
 	cmd := exec.Command(os.Args[0], args...)
 	cmd.Env = append(os.Environ(), runProgramEnv+"=1")
 	return cmd

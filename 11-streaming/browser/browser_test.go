@@ -1,4 +1,9 @@
-package main
+// Package browser is step 11's browser test, in a module of its own: chromedp
+// and its Chrome DevTools Protocol types are the largest module of the
+// repository to compile, and only this test needs them. The test builds step
+// 11 with go build and drives the real program from a real headless
+// Chromium; make test runs it (go test ./... in this folder).
+package browser
 
 import (
 	"context"
@@ -12,6 +17,10 @@ import (
 	"github.com/chromedp/chromedp"
 	"github.com/gracefulgo/walkthrough/internal/demotest"
 )
+
+func TestMain(m *testing.M) {
+	demotest.MainBuilt(m, "../..", "./11-streaming")
+}
 
 // browserTimeout bounds each wait for the page: a browser on a busy
 // machine takes longer than a program to start and to draw.
