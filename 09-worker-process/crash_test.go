@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -309,4 +310,59 @@ func idsLogged(p *demotest.Process, msg string) []string {
 	}
 	slices.Sort(ids)
 	return ids
+}
+
+// TestSendOfAJobNoLongerRunning: a job that stops being running while its
+// send goes on (River's rescuer gave it back: a leader with a shorter
+// -rescue-after, or a record that took too long) is not recorded by that
+// send. River's JobCompleteTx returns such a job with no error; the worker
+// checks the state it returns, and its row in sent rolls back. The next
+// run sends the job and records it: one row, one "email sent", and the
+// job completed at its second attempt.
+func TestSendOfAJobNoLongerRunning(t *testing.T) {
+	t.Parallel()
+	onEachDatabase(t, func(t *testing.T, database string) {
+		web := startWeb(t, database)
+		ids := accept(t, web, "rescued@example.com")
+		// One send at a time: the worker cannot take the job again before
+		// the first send has ended.
+		worker := startWorker(t, database, "-workers", "1", "-send-time", "3s", "-rescue-after", "1m")
+		worker.WaitLog("email sending")
+		// What River's rescuer does to a job that has been running for
+		// longer than the leader's -rescue-after: retryable, to be made
+		// available by the scheduler once its retry time has come, here
+		// after this send has ended.
+		rescue := `UPDATE river_job SET state = 'retryable', scheduled_at = strftime('%Y-%m-%d %H:%M:%f', 'now', '+5 seconds') WHERE id = $1 AND state = 'running'`
+		if strings.HasPrefix(database, "postgres") {
+			rescue = `UPDATE river_job SET state = 'retryable', scheduled_at = now() + interval '5 seconds' WHERE id = $1 AND state = 'running'`
+		}
+		result, err := openTestDatabase(t, database).Exec(rescue, ids[0])
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n, err := result.RowsAffected(); err != nil || n != 1 {
+			t.Fatalf("the job was not running any more (%d rows, %v): the send ended before the test could give the job back", n, err)
+		}
+
+		if line := worker.WaitLog("email not recorded"); line.Attr("attempt") != "1" {
+			t.Errorf("the first send was recorded; the first line that says otherwise is %q", line.Raw)
+		}
+		if _, ok := worker.AwaitLog("email sent", demotest.EventTimeout); !ok {
+			t.Fatalf("the job was not sent again: %q", worker.Output())
+		}
+		if sending, _ := worker.AwaitLogN("email sending", 2, 0); sending.Attr("attempt") != "2" {
+			t.Errorf("the job was sent again at attempt %s, want 2", sending.Attr("attempt"))
+		}
+		if got := jobStatus(t, web, ids[0]); got.State != "completed" || got.Attempts != 2 {
+			t.Errorf("GET /emails/%d = %+v, want completed at attempt 2", ids[0], got)
+		}
+		worker.Signal(syscall.SIGTERM)
+		if exit := worker.WaitExit(); exit.Code != 0 {
+			t.Errorf("%s after SIGTERM, want exit status 0", exit)
+		}
+		checkOnce(t, ids, sentIDs(t, database), worker)
+		if n := worker.Count("email sent"); n != 1 {
+			t.Errorf("%d lines email sent, want 1", n)
+		}
+	})
 }
