@@ -375,3 +375,43 @@ func TestSendOfAJobNoLongerRunning(t *testing.T) {
 		}
 	})
 }
+
+// TestRecordOnAHungDatabase: the write that records a send is not
+// cancelled with the send, but it is bounded (recordTimeout): a database
+// that does not answer cannot hold the worker, its shutdown included,
+// until a SIGKILL. Here the test holds a lock on the job's row, so the
+// completion waits; the worker gives up on it, the job is retried once the
+// lock is gone, and it is sent once. On PostgreSQL only: SQLite's busy
+// timeout, as long, ends a wait for its lock by itself.
+func TestRecordOnAHungDatabase(t *testing.T) {
+	t.Parallel()
+	database := postgresDB(t)
+	web := startWeb(t, database)
+	ids := accept(t, web, "hung@example.com")
+	worker := startWorker(t, database, "-workers", "1", "-send-time", "1s")
+	worker.WaitLog("email sending")
+
+	lock, err := openTestDatabase(t, database).BeginTx(context.Background(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lock.Rollback()
+	if _, err := lock.Exec(`SELECT id FROM river_job WHERE id = $1 FOR UPDATE`, ids[0]); err != nil {
+		t.Fatal(err)
+	}
+	line, ok := worker.AwaitLog("email not recorded", recordTimeout+demotest.EventTimeout)
+	if !ok {
+		t.Fatalf("the record still waits for the database %s after the send: it is not bounded", recordTimeout+demotest.EventTimeout)
+	}
+	t.Logf("the record gave up: %s", line.Attr("err"))
+	if err := lock.Rollback(); err != nil {
+		t.Fatal(err)
+	}
+
+	awaitSent(t, database, 1, demotest.EventTimeout)
+	worker.Signal(syscall.SIGTERM)
+	if exit := worker.WaitExit(); exit.Code != 0 {
+		t.Errorf("%s after SIGTERM, want exit status 0", exit)
+	}
+	checkOnce(t, ids, sentIDs(t, database), worker)
+}

@@ -17,8 +17,9 @@ import (
 
 // recordTimeout bounds the write that records a send. It cannot be
 // cancelled with the send (see Work), but a database that hangs must not
-// hold the worker's shutdown, StopAndCancel included, until a SIGKILL.
-// It is as long as SQLite's busy timeout (see openDatabase).
+// hold the worker's shutdown, StopAndCancel included, until a SIGKILL. It
+// is as long as SQLite's busy timeout (see openDatabase), and as each try
+// of River's own completer (rivercommon.HotOperationTimeout).
 const recordTimeout = 10 * time.Second
 
 // EmailArgs is one email to one recipient: a River job's arguments, stored
