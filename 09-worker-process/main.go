@@ -218,10 +218,12 @@ func worker(args []string) int {
 		return 1
 	}
 	// Not the signal's context. Without Config.SoftStopTimeout, as here,
-	// cancelling Start's context is River's hard stop, StopAndCancel, which
-	// cancels the sends at once. (With it, River would run the two stages
-	// below by itself; the step writes them out so that a second signal can
-	// cut the first short, and the exit status says whether it was cut.)
+	// cancelling Start's context cancels the sends at once, as
+	// StopAndCancel does, but under that context's cause and not River's
+	// ErrStop: River then counts each as a failed attempt. (With
+	// SoftStopTimeout, River runs the two stages below by itself; the step
+	// writes them out so that a second signal can cut the first short, and
+	// the exit status says whether it was cut: see the README.)
 	if err := client.Start(ctx); err != nil {
 		slog.Error("cannot start the River client", "err", err)
 		return 1
