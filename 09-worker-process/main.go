@@ -15,7 +15,8 @@
 //	curl -d '{"to":["ann@example.com"],"subject":"Hi"}' localhost:8080/emails
 //	curl localhost:8080/emails/1
 //
-// -database takes a file path for SQLite, or a postgres:// URL.
+// -database takes a SQLite file, as a path or a file: URL, or a postgres://
+// URL; anything else is refused.
 package main
 
 import (
