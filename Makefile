@@ -75,7 +75,7 @@ test-%: ## run step NN's tests with -race
 
 # Step 09 is one program with two roles, each run in a terminal of its own:
 # say what to type when ARGS does not start with one.
-run_check_09 = case "$(firstword $(ARGS))" in web|worker) ;; *) \
+run_check_09 = case "$(firstword $(ARGS))" in web|worker|-h|-help|--help) ;; *) \
 	echo "step 09 has two roles; run each in a terminal of its own:"; \
 	echo "  make run-09 ARGS=web"; echo "  make run-09 ARGS=worker"; \
 	echo "(flags follow the role: make run-09 ARGS=\"worker -workers 2\")"; exit 2;; esac

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -153,6 +154,13 @@ func TestWorkerSIGTERMMidBatch(t *testing.T) {
 		if len(finished) == len(ids) {
 			t.Fatal("the first worker sent the whole batch: the test did not stop it mid-batch")
 		}
+		// River's INFO lines (River client started, ...) stay out of the
+		// worker's log; its own say what happened.
+		for _, l := range first.Lines() {
+			if msg := l.Msg(); l.Attr("level") == "INFO" && (strings.HasPrefix(msg, "River ") || strings.Contains(msg, ": ")) {
+				t.Errorf("River's INFO line in the worker's log: %s", l.Raw)
+			}
+		}
 		if got := sentIDs(t, database); len(got) != len(finished) {
 			t.Errorf("sent holds %d rows after the first worker, want its %d", len(got), len(finished))
 		}
@@ -206,9 +214,11 @@ func TestWorkerKill9MidSend(t *testing.T) {
 		if sending, _ := second.Logged("email sending"); sending.Attr("attempt") != "2" {
 			t.Errorf("the second worker sent it at attempt %s, want 2", sending.Attr("attempt"))
 		}
-		// The second worker's own rescuer gave the job back: it leads now.
-		if rescued, ok := second.Logged("maintenance.JobRescuer: Ran successfully"); !ok || rescued.Attr("num_jobs_retry_scheduled") != "1" {
-			t.Errorf("the second worker's rescuer did not log the rescue of the job: %q", second.Output())
+		// River's rescuer gave the job back, and the second worker leads
+		// now: the rescuer was its own. (The test's client, which led
+		// before, rescues only jobs stuck for an hour, River's default.)
+		if got := jobStatus(t, web, ids[0]); !slices.Contains(got.Errors, "Stuck job rescued by JobRescuer") {
+			t.Errorf("GET /emails/%d = %+v, want the rescuer's error in it", ids[0], got)
 		}
 		if id := leader(t, openTestDatabase(t, database)); id == "" || id == placeholderLeader {
 			t.Errorf("river_leader names %q, want the second worker", id)
@@ -309,4 +319,99 @@ func idsLogged(p *demotest.Process, msg string) []string {
 	}
 	slices.Sort(ids)
 	return ids
+}
+
+// TestSendOfAJobNoLongerRunning: a job that stops being running while its
+// send goes on (River's rescuer gave it back: a leader with a shorter
+// -rescue-after, or a record that took too long) is not recorded by that
+// send. River's JobCompleteTx returns such a job with no error; the worker
+// checks the state it returns, and its row in sent rolls back. The next
+// run sends the job and records it: one row, one "email sent", and the
+// job completed at its second attempt.
+func TestSendOfAJobNoLongerRunning(t *testing.T) {
+	t.Parallel()
+	onEachDatabase(t, func(t *testing.T, database string) {
+		web := startWeb(t, database)
+		ids := accept(t, web, "rescued@example.com")
+		// One send at a time: the worker cannot take the job again before
+		// the first send has ended.
+		worker := startWorker(t, database, "-workers", "1", "-send-time", "3s", "-rescue-after", "1m")
+		worker.WaitLog("email sending")
+		// What River's rescuer does to a job that has been running for
+		// longer than the leader's -rescue-after: retryable, to be made
+		// available by the scheduler once its retry time has come, here
+		// after this send has ended.
+		rescue := `UPDATE river_job SET state = 'retryable', scheduled_at = strftime('%Y-%m-%d %H:%M:%f', 'now', '+5 seconds') WHERE id = $1 AND state = 'running'`
+		if strings.HasPrefix(database, "postgres") {
+			rescue = `UPDATE river_job SET state = 'retryable', scheduled_at = now() + interval '5 seconds' WHERE id = $1 AND state = 'running'`
+		}
+		result, err := openTestDatabase(t, database).Exec(rescue, ids[0])
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n, err := result.RowsAffected(); err != nil || n != 1 {
+			t.Fatalf("the job was not running any more (%d rows, %v): the send ended before the test could give the job back", n, err)
+		}
+
+		if line := worker.WaitLog("email not recorded"); line.Attr("attempt") != "1" {
+			t.Errorf("the first send was recorded; the first line that says otherwise is %q", line.Raw)
+		}
+		if _, ok := worker.AwaitLog("email sent", demotest.EventTimeout); !ok {
+			t.Fatalf("the job was not sent again: %q", worker.Output())
+		}
+		if sending, _ := worker.AwaitLogN("email sending", 2, 0); sending.Attr("attempt") != "2" {
+			t.Errorf("the job was sent again at attempt %s, want 2", sending.Attr("attempt"))
+		}
+		if got := jobStatus(t, web, ids[0]); got.State != "completed" || got.Attempts != 2 {
+			t.Errorf("GET /emails/%d = %+v, want completed at attempt 2", ids[0], got)
+		}
+		worker.Signal(syscall.SIGTERM)
+		if exit := worker.WaitExit(); exit.Code != 0 {
+			t.Errorf("%s after SIGTERM, want exit status 0", exit)
+		}
+		checkOnce(t, ids, sentIDs(t, database), worker)
+		if n := worker.Count("email sent"); n != 1 {
+			t.Errorf("%d lines email sent, want 1", n)
+		}
+	})
+}
+
+// TestRecordOnAHungDatabase: the write that records a send is not
+// cancelled with the send, but it is bounded (recordTimeout): a database
+// that does not answer cannot hold the worker, its shutdown included,
+// until a SIGKILL. Here the test holds a lock on the job's row, so the
+// completion waits; the worker gives up on it, the job is retried once the
+// lock is gone, and it is sent once. On PostgreSQL only: SQLite's busy
+// timeout, as long, ends a wait for its lock by itself.
+func TestRecordOnAHungDatabase(t *testing.T) {
+	t.Parallel()
+	database := postgresDB(t)
+	web := startWeb(t, database)
+	ids := accept(t, web, "hung@example.com")
+	worker := startWorker(t, database, "-workers", "1", "-send-time", "1s")
+	worker.WaitLog("email sending")
+
+	lock, err := openTestDatabase(t, database).BeginTx(context.Background(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lock.Rollback()
+	if _, err := lock.Exec(`SELECT id FROM river_job WHERE id = $1 FOR UPDATE`, ids[0]); err != nil {
+		t.Fatal(err)
+	}
+	line, ok := worker.AwaitLog("email not recorded", recordTimeout+demotest.EventTimeout)
+	if !ok {
+		t.Fatalf("the record still waits for the database %s after the send: it is not bounded", recordTimeout+demotest.EventTimeout)
+	}
+	t.Logf("the record gave up: %s", line.Attr("err"))
+	if err := lock.Rollback(); err != nil {
+		t.Fatal(err)
+	}
+
+	awaitSent(t, database, 1, demotest.EventTimeout)
+	worker.Signal(syscall.SIGTERM)
+	if exit := worker.WaitExit(); exit.Code != 0 {
+		t.Errorf("%s after SIGTERM, want exit status 0", exit)
+	}
+	checkOnce(t, ids, sentIDs(t, database), worker)
 }

@@ -7,9 +7,12 @@ package main
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
+	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"time"
 
@@ -22,6 +25,109 @@ import (
 	_ "modernc.org/sqlite" // database/sql's "sqlite" driver, in pure Go
 )
 
+// databaseAccepted says what -database takes.
+const databaseAccepted = "-database takes the path of a SQLite file (data/jobs.db, or file:data/jobs.db) or a postgres:// URL"
+
+var (
+	// A URL starts with its scheme: a letter, then letters, digits, "+",
+	// "-" or ".", then ":". A file whose name starts so is written ./name.
+	schemeRE = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9+.-]*:`)
+	// A keyword/value connection string, as libpq takes: host=... dbname=...
+	keywordValueRE = regexp.MustCompile(`^\s*[A-Za-z_]+\s*=`)
+)
+
+// parseDatabase says which database -database names: a PostgreSQL URL, or
+// the path of a SQLite file. Anything else is refused rather than taken for
+// a file name: "mysql://localhost/jobs" would become a folder "mysql:",
+// and "host=localhost dbname=jobs" a file of that name. A refusal never
+// repeats the string, which can hold a password.
+func parseDatabase(database string) (postgresURL, sqlitePath string, err error) {
+	switch scheme := strings.ToLower(schemeRE.FindString(database)); {
+	case database == "":
+		return "", "", errors.New("-database is empty: " + databaseAccepted)
+	case scheme == "postgres:" || scheme == "postgresql:":
+		if !strings.HasPrefix(database[len(scheme):], "//") {
+			return "", "", fmt.Errorf("-database: a PostgreSQL URL starts with %s//; %s", scheme, databaseAccepted)
+		}
+		return database, "", nil
+	case scheme == "file:":
+		// file:data/jobs.db or file:///var/lib/jobs.db, as SQLite reads
+		// them, without the query: the step sets SQLite's options itself.
+		u, err := url.Parse(database)
+		switch {
+		case err != nil:
+			return "", "", fmt.Errorf("-database: a bad file: URL (%v); %s", err, databaseAccepted)
+		case u.RawQuery != "" || u.Fragment != "":
+			return "", "", fmt.Errorf("-database: a file: URL without ?options or #; %s", databaseAccepted)
+		case u.Host != "" && u.Host != "localhost":
+			return "", "", fmt.Errorf("-database: file://%s/...: a SQLite file is on this machine; %s", u.Host, databaseAccepted)
+		}
+		path := u.Path
+		if u.Opaque != "" {
+			if path, err = url.PathUnescape(u.Opaque); err != nil {
+				return "", "", fmt.Errorf("-database: a bad file: URL (%v); %s", err, databaseAccepted)
+			}
+		}
+		if path == "" {
+			return "", "", errors.New("-database: a file: URL with no path; " + databaseAccepted)
+		}
+		return "", path, nil
+	case scheme != "":
+		return "", "", fmt.Errorf("-database: a %s URL is not a database this step serves; %s", scheme, databaseAccepted)
+	case keywordValueRE.MatchString(database):
+		return "", "", errors.New("-database: a keyword/value connection string (host=... dbname=...) is not taken; " + databaseAccepted)
+	}
+	return "", database, nil
+}
+
+// redacted returns database with its passwords, if any, masked, for a log.
+func redacted(database string) string { return hidePasswords(database, database) }
+
+// hidePasswords masks in s each password that the URL database holds: the
+// one after user: and any password= or sslpassword= of its query, as they
+// are written in the URL and decoded. An error from pgx or database/sql
+// can quote the URL, and pgx's own masking of it is best effort.
+func hidePasswords(s, database string) string {
+	if !strings.Contains(database, "://") {
+		return s
+	}
+	var secrets []string
+	rest := database[strings.Index(database, "://")+3:]
+	// The user info ends at the last "@" before the query: a password
+	// may hold a "/" that a URL parser would take for the path.
+	beforeQuery, _, _ := strings.Cut(rest, "?")
+	beforeQuery, _, _ = strings.Cut(beforeQuery, "#")
+	if at := strings.LastIndex(beforeQuery, "@"); at >= 0 {
+		if _, password, ok := strings.Cut(beforeQuery[:at], ":"); ok {
+			secrets = append(secrets, password)
+		}
+	}
+	if _, query, ok := strings.Cut(rest, "?"); ok {
+		query, _, _ = strings.Cut(query, "#")
+		for _, pair := range strings.Split(query, "&") {
+			key, value, _ := strings.Cut(pair, "=")
+			if key, err := url.QueryUnescape(key); err == nil && (strings.EqualFold(key, "password") || strings.EqualFold(key, "sslpassword")) {
+				secrets = append(secrets, value)
+			}
+		}
+	}
+	for _, secret := range secrets {
+		forms := []string{secret}
+		if decoded, err := url.PathUnescape(secret); err == nil {
+			forms = append(forms, decoded)
+		}
+		if decoded, err := url.QueryUnescape(secret); err == nil {
+			forms = append(forms, decoded)
+		}
+		for _, form := range forms {
+			if form != "" {
+				s = strings.ReplaceAll(s, form, "xxxxx")
+			}
+		}
+	}
+	return s
+}
+
 // openDatabase opens -database and brings its schema up to date. Both
 // databases are used through database/sql, so that the handlers and the
 // worker are written once, with *sql.Tx, whichever it is.
@@ -30,23 +136,37 @@ import (
 //     driver does the work, and a pgx pool of its own gives it LISTEN, so
 //     that a worker hears of a new job at once instead of polling for it.
 //     Many web and worker processes on many machines can share it.
-//   - Anything else is the path of a SQLite file, shared by the processes
+//   - A path, or a file: URL, names a SQLite file, shared by the processes
 //     of one machine: WAL mode lets readers and the one writer work at
 //     once, and the busy timeout makes a process wait for the write lock
 //     instead of failing. BEGIN IMMEDIATE takes the lock when a transaction
 //     starts, so that one that reads and then writes cannot fail halfway.
+//
+// Its errors show no password of the URL.
 func openDatabase(ctx context.Context, database string) (*sql.DB, riverdriver.Driver[*sql.Tx], func(), error) {
+	db, driver, closeDB, err := open(ctx, database)
+	if err != nil {
+		return nil, nil, nil, errors.New(hidePasswords(err.Error(), database))
+	}
+	return db, driver, closeDB, nil
+}
+
+func open(ctx context.Context, database string) (*sql.DB, riverdriver.Driver[*sql.Tx], func(), error) {
+	postgresURL, sqlitePath, err := parseDatabase(database)
+	if err != nil {
+		return nil, nil, nil, err
+	}
 	var (
 		db      *sql.DB
 		driver  riverdriver.Driver[*sql.Tx]
 		closeDB func()
 	)
-	if strings.HasPrefix(database, "postgres://") || strings.HasPrefix(database, "postgresql://") {
+	if postgresURL != "" {
 		var err error
-		if db, err = sql.Open("pgx", database); err != nil {
+		if db, err = sql.Open("pgx", postgresURL); err != nil {
 			return nil, nil, nil, err
 		}
-		listenPool, err := pgxpool.New(ctx, database)
+		listenPool, err := pgxpool.New(ctx, postgresURL)
 		if err != nil {
 			db.Close()
 			return nil, nil, nil, err
@@ -54,11 +174,11 @@ func openDatabase(ctx context.Context, database string) (*sql.DB, riverdriver.Dr
 		driver = riverdatabasesql.NewWithPgxListener(db, listenPool)
 		closeDB = func() { db.Close(); listenPool.Close() }
 	} else {
-		if err := os.MkdirAll(filepath.Dir(database), 0o755); err != nil {
+		if err := os.MkdirAll(filepath.Dir(sqlitePath), 0o755); err != nil {
 			return nil, nil, nil, err
 		}
 		var err error
-		db, err = sql.Open("sqlite", "file:"+database+"?_pragma=journal_mode(WAL)&_pragma=busy_timeout(10000)&_txlock=immediate")
+		db, err = sql.Open("sqlite", "file:"+sqlitePath+"?_pragma=journal_mode(WAL)&_pragma=busy_timeout(10000)&_txlock=immediate")
 		if err != nil {
 			return nil, nil, nil, err
 		}

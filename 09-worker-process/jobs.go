@@ -6,12 +6,21 @@ package main
 import (
 	"context"
 	"database/sql"
+	"fmt"
 	"log/slog"
 	"time"
 
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/riverdriver"
+	"github.com/riverqueue/river/rivertype"
 )
+
+// recordTimeout bounds the write that records a send. It cannot be
+// cancelled with the send (see Work), but a database that hangs must not
+// hold the worker's shutdown, StopAndCancel included, until a SIGKILL. It
+// is as long as SQLite's busy timeout (see openDatabase), and as each try
+// of River's own completer (rivercommon.HotOperationTimeout).
+const recordTimeout = 10 * time.Second
 
 // EmailArgs is one email to one recipient: a River job's arguments, stored
 // as JSON in the job's row.
@@ -51,8 +60,20 @@ func (w *EmailWorker) Work(ctx context.Context, job *river.Job[EmailArgs]) error
 	}
 
 	// The email is out: recording it must not be cancelled now, or the
-	// retry would send it a second time.
-	ctx = context.WithoutCancel(ctx)
+	// retry would send it a second time. It is only bounded.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), recordTimeout)
+	defer cancel()
+	if err := w.record(ctx, job); err != nil {
+		slog.Warn("email not recorded", "id", job.ID, "attempt", job.Attempt, "err", err)
+		return err
+	}
+	slog.Info("email sent", "id", job.ID, "to", job.Args.To)
+	return nil
+}
+
+// record writes the send's row in sent and completes the job, in one
+// transaction: both or neither.
+func (w *EmailWorker) record(ctx context.Context, job *river.Job[EmailArgs]) error {
 	tx, err := w.DB.BeginTx(ctx, nil)
 	if err != nil {
 		return err
@@ -64,12 +85,18 @@ func (w *EmailWorker) Work(ctx context.Context, job *river.Job[EmailArgs]) error
 	}
 	// The driver type only names the transaction type, *sql.Tx, which
 	// both of this step's drivers use.
-	if _, err := river.JobCompleteTx[riverdriver.Driver[*sql.Tx]](ctx, tx, job); err != nil {
+	completed, err := river.JobCompleteTx[riverdriver.Driver[*sql.Tx]](ctx, tx, job)
+	if err != nil {
 		return err
 	}
-	if err := tx.Commit(); err != nil {
-		return err
+	// JobCompleteTx updates the job only while it is running, but it
+	// fails only when the job is gone: a job that is no longer running
+	// comes back as it is, with no error. The rescuer gave it back while
+	// this send went on, say: then a later run sends and records it, so
+	// this run's row must roll back, or that run would fail on sent's
+	// primary key until River discards it.
+	if completed.State != rivertype.JobStateCompleted {
+		return fmt.Errorf("job %d is %s, no longer running: the send is not recorded", job.ID, completed.State)
 	}
-	slog.Info("email sent", "id", job.ID, "to", job.Args.To)
-	return nil
+	return tx.Commit()
 }

@@ -15,7 +15,8 @@
 //	curl -d '{"to":["ann@example.com"],"subject":"Hi"}' localhost:8080/emails
 //	curl localhost:8080/emails/1
 //
-// -database takes a file path for SQLite, or a postgres:// URL.
+// -database takes a SQLite file, as a path or a file: URL, or a postgres://
+// URL; anything else is refused.
 package main
 
 import (
@@ -51,6 +52,9 @@ func main() {
 	}
 	slog.SetDefault(slog.New(slog.NewTextHandler(os.Stderr, nil)))
 	switch role, args := os.Args[1], os.Args[2:]; role {
+	case "-h", "-help", "--help": // as the flag package answers them
+		fmt.Fprint(os.Stderr, usage)
+		os.Exit(0)
 	case "web":
 		os.Exit(web(args))
 	case "worker":
@@ -61,6 +65,11 @@ func main() {
 	}
 }
 
+// riverLogger is River's: WARN and above. Its INFO lines (a count of the
+// jobs run, every 5s while they change; each pass of its maintenance) would
+// bury the step's own, which say what happens to each email.
+var riverLogger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+
 // web is the HTTP side: step 05's shutdown, around handlers that write to
 // the database. It returns the exit status.
 func web(args []string) int {
@@ -70,7 +79,9 @@ func web(args []string) int {
 	shutdownTimeout := flags.Duration("shutdown-timeout", 10*time.Second, "how long to wait for in-flight requests before cutting them")
 	readTimeout := flags.Duration("read-timeout", 10*time.Second, "how long a client may take to send a whole request; a body still arriving then gets 408")
 	parse(flags, args)
-	switch {
+	switch _, _, err := parseDatabase(*database); {
+	case err != nil:
+		badFlag(flags, err.Error())
 	case *shutdownTimeout <= 0:
 		badFlag(flags, "-shutdown-timeout must be more than 0")
 	case *readTimeout <= 0:
@@ -88,13 +99,14 @@ func web(args []string) int {
 	}
 	db, driver, closeDB, err := openDatabase(ctx, *database)
 	if err != nil {
-		slog.Error("cannot open database", "database", *database, "err", err)
+		// Neither the URL nor the error shows a password.
+		slog.Error("cannot open database", "database", redacted(*database), "err", err)
 		return 1
 	}
 	defer closeDB()
 	// An insert-only client: no queues, no workers. It is never started;
 	// it only writes jobs, in the handler's transaction, and reads them.
-	client, err := river.NewClient(driver, &river.Config{Logger: slog.Default()})
+	client, err := river.NewClient(driver, &river.Config{Logger: riverLogger})
 	if err != nil {
 		slog.Error("cannot create the River client", "err", err)
 		return 1
@@ -157,7 +169,9 @@ func worker(args []string) int {
 	sendTime := flags.Duration("send-time", time.Second, "how long sending one email takes (it is simulated)")
 	rescueAfter := flags.Duration("rescue-after", time.Minute, "how long a job may stay running before it counts as lost with a dead worker and is sent again; a send is cancelled after half of it")
 	parse(flags, args)
-	switch {
+	switch _, _, err := parseDatabase(*database); {
+	case err != nil:
+		badFlag(flags, err.Error())
 	case *shutdownTimeout <= 0:
 		badFlag(flags, "-shutdown-timeout must be more than 0")
 	case *workerCount <= 0:
@@ -178,7 +192,7 @@ func worker(args []string) int {
 	ctx := context.Background()
 	db, driver, closeDB, err := openDatabase(ctx, *database)
 	if err != nil {
-		slog.Error("cannot open database", "database", *database, "err", err)
+		slog.Error("cannot open database", "database", redacted(*database), "err", err)
 		return 1
 	}
 	defer closeDB()
@@ -186,7 +200,7 @@ func worker(args []string) int {
 	workers := river.NewWorkers()
 	river.AddWorker(workers, &EmailWorker{DB: db, SendTime: *sendTime})
 	client, err := river.NewClient(driver, &river.Config{
-		Logger:  slog.Default(),
+		Logger:  riverLogger,
 		Queues:  map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: *workerCount}},
 		Workers: workers,
 		// River cancels a send's context after JobTimeout, and the job is
@@ -204,8 +218,13 @@ func worker(args []string) int {
 		slog.Error("cannot create the River client", "err", err)
 		return 1
 	}
-	// Not the signal's context: cancelling Start's context is River's hard
-	// stop, which cancels the sends. The shutdown below decides when.
+	// Not the signal's context. Without Config.SoftStopTimeout, as here,
+	// cancelling Start's context cancels the sends at once, as
+	// StopAndCancel does, but under that context's cause and not River's
+	// ErrStop: River then counts each as a failed attempt. (With
+	// SoftStopTimeout, River runs the two stages below by itself; the step
+	// writes them out so that a second signal can cut the first short, and
+	// the exit status says whether it was cut: see the README.)
 	if err := client.Start(ctx); err != nil {
 		slog.Error("cannot start the River client", "err", err)
 		return 1

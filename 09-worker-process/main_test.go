@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/gracefulgo/walkthrough/internal/demotest"
+	"github.com/gracefulgo/walkthrough/internal/proc"
 )
 
 func TestMain(m *testing.M) { demotest.Main(m, main) }
@@ -50,10 +51,14 @@ func TestEmailsStatuses(t *testing.T) {
 		{"bad address", `{"to": ["ann@example.com", "bob at example.com"]}`, http.StatusBadRequest},
 		{"body over 1 MiB", `{"to": ["ann@example.com"], "body": "` + strings.Repeat("x", 1<<20) + `"}`, http.StatusRequestEntityTooLarge},
 		{"more than 100 recipients", emailBody(recipients("many", 101)...), http.StatusRequestEntityTooLarge},
+		{"a subject that is not UTF-8", "{\"to\": [\"ann@example.com\"], \"subject\": \"caf\xe9\"}", http.StatusBadRequest},
 	} {
 		r, _ := web.PostJSON("/emails", c.body)
 		if r.Err != nil || r.Status != c.status || !oneLine(r.Body) {
 			t.Errorf("%s: %v, want %d with a one-line reason", c.name, r, c.status)
+		}
+		if c.name == "a subject that is not UTF-8" && !strings.Contains(r.Body, "UTF-8") {
+			t.Errorf("%s: %q does not say what is wrong", c.name, r.Body)
 		}
 		if c.name == "an unknown field" && !strings.Contains(r.Body, `"cc"`) {
 			t.Errorf("%s: %q does not name the field", c.name, r.Body)
@@ -200,6 +205,121 @@ func TestBadCommandLine(t *testing.T) {
 				t.Errorf("%s, output %q; want exit status 2 and a message with %q", exit, out, c.want)
 			}
 		})
+	}
+}
+
+// TestHelp: -h, -help and --help print the usage and exit 0, as the flag
+// package does for a program's flags, and so do they after a role.
+func TestHelp(t *testing.T) {
+	t.Parallel()
+	for _, args := range [][]string{{"-h"}, {"-help"}, {"--help"}, {"web", "-h"}, {"worker", "--help"}} {
+		t.Run(strings.Join(args, " "), func(t *testing.T) {
+			t.Parallel()
+			p := demotest.StartAt(t, "", args...)
+			exit := p.WaitExit()
+			if out := p.Output(); exit.Code != 0 || !strings.Contains(out, "Usage: 09-worker-process") || strings.Contains(out, "unknown role") {
+				t.Errorf("%s, output %q; want exit status 0 and the usage", exit, out)
+			}
+		})
+	}
+}
+
+// TestDatabaseNotServed: a -database that names neither a SQLite file nor
+// a PostgreSQL URL stops either role before it starts, with exit status 2
+// and one line saying what -database takes; it creates no file, and the
+// line never repeats a password.
+func TestDatabaseNotServed(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct{ database, want string }{
+		{"mysql://localhost/jobs", "a mysql: URL is not a database this step serves"},
+		{"mysql://ann:hunter22@localhost/jobs", "a mysql: URL"},
+		{"sqlite:jobs.db", "a sqlite: URL"},
+		{"host=localhost dbname=jobs", "keyword/value connection string"},
+		{"host=localhost password=hunter22", "keyword/value connection string"},
+		{"postgres:localhost/jobs", "starts with postgres://"},
+		{"file:jobs.db?mode=ro", "without ?options"},
+		{"file://elsewhere/jobs.db", "on this machine"},
+		{"", "-database is empty"},
+	} {
+		for _, role := range []string{"web", "worker"} {
+			t.Run(role+" "+c.database, func(t *testing.T) {
+				t.Parallel()
+				dir := t.TempDir()
+				args := []string{role, "-database", c.database}
+				if role == "web" {
+					args = append(args, "-addr", "127.0.0.1:0")
+				}
+				cmd := demotest.Command(args...)
+				cmd.Dir = dir // a relative path would be made here
+				p, err := proc.Start("", cmd)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer p.Kill()
+				exit, ok := p.AwaitExit(demotest.EventTimeout)
+				out := p.Output()
+				if !ok || exit.Code != 2 || !oneLine(out) || !strings.Contains(out, c.want) || !strings.Contains(out, "-database takes") {
+					t.Errorf("%s, output %q; want exit status 2 and one line with %q", exit, out, c.want)
+				}
+				if strings.Contains(out, "hunter22") {
+					t.Errorf("the output shows the password: %q", out)
+				}
+				if files, _ := os.ReadDir(dir); len(files) > 0 {
+					t.Errorf("-database %q created %s", c.database, files[0].Name())
+				}
+			})
+		}
+	}
+}
+
+// TestFileURL: -database file:PATH is the SQLite file at PATH, not a
+// folder named "file:".
+func TestFileURL(t *testing.T) {
+	t.Parallel()
+	path := sqliteDB(t)
+	web := startWeb(t, "file:"+path)
+	accept(t, web, "file@example.com")
+	if n := countJobs(t, path); n != 1 {
+		t.Errorf("%s holds %d jobs, want the one posted through file:%s", path, n, path)
+	}
+	if _, err := os.Stat("file:"); err == nil {
+		t.Error(`-database file:... made a folder "file:"`)
+	}
+}
+
+// TestDatabasePasswordNotLogged: when PostgreSQL cannot be reached, or the
+// URL cannot be parsed, the error names the database without its
+// passwords, in the URL's user info or in its query, in every line.
+func TestDatabasePasswordNotLogged(t *testing.T) {
+	t.Parallel()
+	closed := demotest.FreeAddr(t) // nothing listens there
+	for name, database := range map[string]string{
+		"unreachable":   "postgres://ann:s3cret-pw@" + closed + "/jobs?sslmode=disable&sslpassword=other-s3cret",
+		"escaped":       "postgresql://ann:s3cret%2Dpw@" + closed + "/jobs?password=other%2Ds3cret&sslmode=disable",
+		"cannot parse":  "postgres://ann:s3cret-pw@127.0.0.1:notaport/jobs",
+		"bad parameter": "postgres://ann:s3cret-pw@" + closed + "/jobs?sslmode=banana",
+	} {
+		for _, role := range []string{"web", "worker"} {
+			t.Run(name+" "+role, func(t *testing.T) {
+				t.Parallel()
+				addr := ""
+				if role == "web" {
+					addr = demotest.FreeAddr(t)
+				}
+				p := demotest.StartAt(t, addr, role, "-database", database)
+				exit := p.WaitExit()
+				out := p.Output()
+				line, ok := p.Logged("cannot open database")
+				if exit.Code != 1 || !ok || !strings.Contains(line.Attr("database"), "ann:xxxxx@") {
+					t.Errorf("%s, output %q; want exit status 1 and msg=\"cannot open database\" naming ann:xxxxx@", exit, out)
+				}
+				for _, secret := range []string{"s3cret-pw", "s3cret%2Dpw", "other-s3cret", "other%2Ds3cret"} {
+					if strings.Contains(out, secret) {
+						t.Errorf("the output shows the password %s: %q", secret, out)
+					}
+				}
+			})
+		}
 	}
 }
 

@@ -94,3 +94,70 @@ func state(t *testing.T, client *river.Client[*sql.Tx], id int64) rivertype.JobS
 	}
 	return job.State
 }
+
+// TestUnknownKindIsDiscarded is why workers that share a database must
+// register the same job kinds: the leader's rescuer decides with the
+// leader's workers, and a stuck job of a kind it has no worker for is not
+// given back but discarded, for good. Two jobs left running by a worker
+// killed an hour ago: the leader knows emails, not the other kind. Its
+// rescuer's first pass retries the email and discards the other job.
+func TestUnknownKindIsDiscarded(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db, driver, closeDB, err := openDatabase(ctx, sqliteDB(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer closeDB()
+	// A client that only inserts, standing for a newer worker that knows
+	// the other kind.
+	inserter, err := river.NewClient(driver, &river.Config{SkipUnknownJobCheck: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	results, err := inserter.InsertMany(ctx, []river.InsertManyParams{
+		{Args: EmailArgs{To: "known@example.com"}},
+		{Args: BoundedArgs{}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	email, unknown := results[0].Job.ID, results[1].Job.ID
+	if _, err := db.Exec(`UPDATE river_job SET state = 'running', attempt = 1,
+		attempted_at = strftime('%Y-%m-%d %H:%M:%f', 'now', '-1 hour')`); err != nil {
+		t.Fatal(err)
+	}
+
+	workers := river.NewWorkers()
+	river.AddWorker(workers, &EmailWorker{DB: db})
+	leader, err := river.NewClient(driver, &river.Config{
+		// A queue no job is in: the rescued email is not fetched.
+		Queues:               map[string]river.QueueConfig{"placeholder": {MaxWorkers: 1}},
+		Workers:              workers,
+		JobTimeout:           500 * time.Millisecond,
+		RescueStuckJobsAfter: time.Second,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := leader.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		if err := leader.Stop(ctx); err != nil {
+			t.Error(err)
+		}
+	}()
+	for deadline := time.Now().Add(10 * time.Second); state(t, leader, unknown) == rivertype.JobStateRunning; {
+		if time.Now().After(deadline) {
+			t.Fatal("the rescuer did not look at the stuck jobs within 10s")
+		}
+		time.Sleep(20 * time.Millisecond) // a poll of the database, not a wait for time to pass
+	}
+	if got := state(t, leader, unknown); got != rivertype.JobStateDiscarded {
+		t.Errorf("the job of a kind the leader has no worker for is %s, want discarded", got)
+	}
+	if got := state(t, leader, email); got != rivertype.JobStateRetryable && got != rivertype.JobStateAvailable {
+		t.Errorf("the email is %s after the rescuer's pass, want it given back (retryable)", got)
+	}
+}

@@ -17,6 +17,7 @@ import (
 	"os"
 	"strconv"
 	"time"
+	"unicode/utf8"
 
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/rivertype"
@@ -138,7 +139,12 @@ func postEmails(db *sql.DB, client *river.Client[*sql.Tx]) http.HandlerFunc {
 			// On PostgreSQL, two requests with the same key can run at
 			// once; the second waits here for the first to commit, and
 			// then records nothing: it rolls back its jobs and says so.
-			if n, err := result.RowsAffected(); err != nil || n == 0 {
+			n, err := result.RowsAffected()
+			if err != nil {
+				serverError(w, "cannot record the idempotency key", err)
+				return
+			}
+			if n == 0 {
 				http.Error(w, fmt.Sprintf("a request with this %s was being handled: send it again for its answer", idempotencyHead), http.StatusConflict)
 				return
 			}
@@ -167,6 +173,12 @@ func readEmailRequest(w http.ResponseWriter, r *http.Request) (emailRequest, boo
 		return req, false
 	case err != nil:
 		http.Error(w, "cannot read the body: "+err.Error(), http.StatusBadRequest)
+		return req, false
+	}
+	// JSON text is UTF-8. encoding/json would replace each invalid byte
+	// with U+FFFD and queue an email that is not the one posted.
+	if !utf8.Valid(body) {
+		http.Error(w, "bad JSON: the body is not valid UTF-8", http.StatusBadRequest)
 		return req, false
 	}
 	decoder := json.NewDecoder(bytes.NewReader(body))
