@@ -107,12 +107,16 @@ func main() {
 
 	// tableflip refuses to upgrade a process started by an upgrade until
 	// the one that started it has exited; until then a SIGHUP is ignored,
-	// below. For a first start parentGone is closed at once.
+	// below. A first start has no parent to wait for.
 	parentGone := make(chan struct{})
-	go func() {
-		_ = upg.WaitForParent(context.Background())
+	if upg.HasParent() {
+		go func() {
+			_ = upg.WaitForParent(context.Background())
+			close(parentGone)
+		}()
+	} else {
 		close(parentGone)
-	}()
+	}
 
 	// Ready writes the pid file and, in a process started by an upgrade,
 	// tells the parent to let go: from here this process serves.
