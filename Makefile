@@ -62,10 +62,15 @@ run- test- diff- demo-:
 lint: ## golangci-lint: govet, staticcheck, errcheck, gosec's server timeouts (.golangci.yml)
 	go tool -modfile=tools/go.mod golangci-lint run ./...
 
+# The build goes to a temporary name, then mv renames it into place: the
+# path never names a half-written file (step 12 starts whatever is there on
+# SIGHUP), and a file that is no Go program, such as step 12's broken
+# deploy, is replaced instead of stopping go build ("not an object file").
 run-%: ## build step NN into bin/ and run it in the foreground; flags go in ARGS="..."
 	$(need_step)
 	@$(run_check_$*)
-	go build -o bin/$(call step_dir,$*) ./$(call step_dir,$*)
+	go build -o bin/$(call step_dir,$*).new ./$(call step_dir,$*)
+	mv bin/$(call step_dir,$*).new bin/$(call step_dir,$*)
 	./bin/$(call step_dir,$*) $(ARGS)
 
 test-%: ## run step NN's tests with -race

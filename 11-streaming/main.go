@@ -71,8 +71,15 @@ func main() {
 	// before serving, so that none arrives unhandled.
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 
+	// Bind before anything says it listens: a port that is taken stops the
+	// program here, naming the address, with no "listening" line before.
+	listener, err := net.Listen("tcp", *addr)
+	if err != nil {
+		slog.Error("cannot listen", "addr", *addr, "err", err)
+		os.Exit(1)
+	}
+
 	srv := &http.Server{
-		Addr:    *addr,
 		Handler: mux,
 		// A client that connects and never finishes its request headers is
 		// dropped after ReadHeaderTimeout, so it cannot hold the drain.
@@ -96,14 +103,11 @@ func main() {
 	// Serve in the background and hand its result to main: buffered, so the
 	// goroutine can always deliver it and end.
 	serveErr := make(chan error, 1)
-	go func() { serveErr <- srv.ListenAndServe() }()
-	// ListenAndServe binds the port inside the goroutine, so this line can
-	// come before the port is open, or just before the error saying it
-	// could not be: the select below hears of that at once.
+	go func() { serveErr <- srv.Serve(listener) }()
 	slog.Info("listening", "addr", *addr, "pid", os.Getpid())
 
-	// Wait for whichever comes first. ListenAndServe only returns early if
-	// it failed, for instance because the port is taken.
+	// Wait for whichever comes first. Serve only returns early if it
+	// failed.
 	select {
 	case err := <-serveErr:
 		slog.Error("server failed", "addr", *addr, "err", err)
@@ -121,7 +125,7 @@ func main() {
 	// streams included, which end as soon as it starts. It neither waits
 	// for nor closes the WebSockets: the echo's own tracking does, after.
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), *shutdownTimeout)
-	err := srv.Shutdown(shutdownCtx)
+	err = srv.Shutdown(shutdownCtx)
 	if err == nil {
 		err = sockets.wait(shutdownCtx)
 	}
@@ -137,7 +141,7 @@ func main() {
 		os.Exit(1)
 	}
 
-	// ListenAndServe returned ErrServerClosed the moment Shutdown began;
+	// Serve returned ErrServerClosed the moment Shutdown began;
 	// anything else is a failure that the drain must not hide.
 	if err := <-serveErr; !errors.Is(err, http.ErrServerClosed) {
 		slog.Error("server failed", "addr", *addr, "err", err)

@@ -245,6 +245,37 @@ func TestEchoInFlightIsDeliveredBeforeTheClose(t *testing.T) {
 	}
 }
 
+// TestWebSocketClosedByTheClientFirst: a client whose own close frame
+// crosses the shutdown's. The client sends half a message, so the echo
+// holds the socket and the close frame waits; then, after SIGTERM, its own
+// close (1000) in the middle of the message, which RFC 6455 allows. The
+// library answers it from the echo's read, so the shutdown's Close finds
+// the socket closed (coder/websocket returns net.ErrClosed then): the log
+// says the client closed, with its code, not that a handshake failed.
+func TestWebSocketClosedByTheClientFirst(t *testing.T) {
+	t.Parallel()
+	p := demotest.Start(t)
+	ws := dialRaw(t, p)
+	p.WaitLog("websocket opened")
+	ws.send(false, opText, []byte("hello, "))
+	p.WaitLog("echo started")
+	p.Signal(syscall.SIGTERM)
+	p.WaitLog("websocket closing")
+	ws.send(true, opClose, []byte{0x03, 0xe8}) // 1000, normal closure
+	if f, err := ws.next(demotest.EventTimeout); err != nil || f.closeCode() != 1000 {
+		t.Errorf("after its close the client read %v, %v, want the server's answer, a close with status 1000", f, err)
+	}
+	if exit := p.WaitExit(); exit.Code != 0 {
+		t.Errorf("%s, want exit status 0", exit)
+	}
+	if l, ok := p.Logged("websocket close handshake failed"); ok {
+		t.Errorf("the client closed first, and the server logged %q", l.Raw)
+	}
+	if l, ok := p.Logged("websocket closed"); !ok || l.Attr("status") != "StatusNormalClosure" || l.Attr("by") != "client" {
+		t.Errorf("want msg=\"websocket closed\" status=StatusNormalClosure by=client, got %q:\n%s", l.Raw, p.Output())
+	}
+}
+
 // An event, or how the stream ended (err).
 type sseEvent struct {
 	id, event, data, retry string

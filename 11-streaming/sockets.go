@@ -37,6 +37,10 @@ type socket struct {
 	netConn net.Conn      // the hijacked connection, to cut
 	turn    chan struct{} // holds a token while a message is echoed, and from the close on
 	closed  chan struct{} // closed when goAway has finished with the socket
+	// clientFirst is set by goAway, before closed, when the client's close
+	// frame came before the shutdown's: echo then logs it, with the
+	// client's code, which only its read has.
+	clientFirst bool
 }
 
 func newSockets(goingAway context.Context) *sockets {
@@ -71,10 +75,12 @@ func (s *sockets) echo(w http.ResponseWriter, r *http.Request) {
 	err = sock.echoAll(r.Context())
 	if !stop() {
 		<-sock.closed // goAway ran: its Close has finished, and said how
-		return
+		if !sock.clientFirst {
+			return
+		}
 	}
 	if code := websocket.CloseStatus(err); code != -1 {
-		slog.Info("websocket closed", "status", code) // by the client
+		slog.Info("websocket closed", "status", code, "by", "client")
 	} else {
 		slog.Info("websocket lost", "err", err)
 	}
@@ -133,9 +139,15 @@ func (s *sockets) goAway(sock *socket) {
 	}
 	switch code := websocket.CloseStatus(err); {
 	case err == nil:
-		slog.Info("websocket closed", "status", websocket.StatusGoingAway)
+		slog.Info("websocket closed", "status", websocket.StatusGoingAway, "by", "server")
 	case code != -1:
-		slog.Info("websocket closed", "status", code) // the client answered with a code of its own
+		slog.Info("websocket closed", "status", code, "by", "server") // the client answered with a code of its own
+	case errors.Is(err, net.ErrClosed):
+		// Close found the socket closing already, and sent nothing: only
+		// the library's answer to a close frame from the client does that
+		// (read.go), so the client closed first, as the shutdown began.
+		// echo's read got its frame, and logs it.
+		sock.clientFirst = true
 	default:
 		slog.Info("websocket close handshake failed", "err", err)
 		if errors.Is(err, context.DeadlineExceeded) {

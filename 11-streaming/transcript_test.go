@@ -22,6 +22,7 @@ func TestTranscripts(t *testing.T) {
 		{Name: "events", Title: "an event stream open at SIGTERM", Run: func(s *demotest.Session) { eventsSession(t, s) }},
 		{Name: "websocket", Title: "a WebSocket open at SIGTERM", Run: websocketSession},
 		{Name: "websocket-cut", Title: "a WebSocket client that never answers the close", Run: func(s *demotest.Session) { websocketCutSession(t, s) }},
+		demotest.PortInUseScript,
 	}}.Run(t)
 }
 

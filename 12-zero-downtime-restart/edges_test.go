@@ -86,7 +86,10 @@ func TestSigtermDuringUpgrade(t *testing.T) {
 
 // TestHangupDuringDrain: a SIGHUP that reaches the old process after its
 // hand-over (systemd's $MAINPID is the old pid until it exits) is logged
-// and ignored, not dropped without a word.
+// and ignored, not dropped without a word. And one to the new process
+// meanwhile (the PID file names it) is ignored too, saying that the old one
+// still drains: tableflip would refuse it ("parent hasn't exited"), and
+// "upgrade failed" is for a new binary that failed.
 //
 // The test holds the old process in its drain with a request of a minute
 // and lets it go itself, by closing the connection, once it has seen what
@@ -117,8 +120,52 @@ func TestHangupDuringDrain(t *testing.T) {
 	if !ignored {
 		t.Errorf("pid %d did not log upgrade ignored for a SIGHUP during its drain:\n%s", pid, tree.Output())
 	}
+	newPid := readPidFile(t, filepath.Join(dir, "pid"))
+	tree.Signal(newPid, syscall.SIGHUP)
+	line := tree.WaitLog(newPid, "upgrade ignored")
+	if !strings.Contains(line.Attr("reason"), "still draining") {
+		t.Errorf("the new process ignored a SIGHUP during the old one's drain saying %q, want that the previous process is still draining", line.Raw)
+	}
+	if n := countMsg(tree.Lines(), newPid, "upgrade started") + countMsg(tree.Lines(), newPid, "upgrade failed"); n > 0 {
+		t.Errorf("the new process tried to upgrade while its parent drained:\n%s", tree.Output())
+	}
 	hold.Close() // the drain may end now: the handler sees its context cancelled
 	if exit := tree.WaitExit(pid); exit.Code != 0 {
 		t.Errorf("the old process: %s, want exit status 0", exit)
 	}
+}
+
+// TestInterruptDuringHandOverDrain: Ctrl+C in the terminal of make run-12
+// while the old process still drains. The terminal sends SIGINT to its
+// foreground process group, which the new process shares (tableflip starts
+// it in its parent's group): both get it. The new one shuts down
+// gracefully; the old one, which stopped catching SIGINT when its drain
+// began, ends at once and cuts its request. The README says so, and what to
+// type instead.
+func TestInterruptDuringHandOverDrain(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	tree := demotest.StartTree(t, demotest.CopyProgram(t, dir), "-pid-file", filepath.Join(dir, "pid"))
+	pid := tree.Pid()
+	slow := tree.GetAsync("/slow?d=1m")
+	tree.WaitLog(pid, "slow request started")
+	tree.Signal(pid, syscall.SIGHUP)
+	tree.WaitLog(pid, "shutdown started")
+	newPid := readPidFile(t, filepath.Join(dir, "pid"))
+	// What the terminal does on Ctrl+C: the tree's group is named after pid.
+	if err := syscall.Kill(-pid, syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	if exit := tree.WaitExit(pid); exit.Signal != syscall.SIGINT {
+		t.Errorf("the old process, draining, after SIGINT: %s, want it ended by the signal", exit)
+	}
+	if r := demotest.AwaitResponse(slow, demotest.EventTimeout); r.OK() {
+		t.Errorf("the request the old process was draining got %v, want it cut", r)
+	}
+	if line := tree.WaitLog(newPid, "shutdown started"); line.Attr("cause") != "interrupt signal received" {
+		t.Errorf("the new process: %q, want a shutdown caused by the interrupt", line.Raw)
+	}
+	// Not its exit status: had it exited before the old one, the old one
+	// (its parent) would have reaped it, not the test.
+	tree.WaitLog(newPid, "shutdown finished")
 }

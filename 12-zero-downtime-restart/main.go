@@ -47,6 +47,12 @@ func main() {
 		fmt.Fprintln(os.Stderr, "-shutdown-timeout and -upgrade-timeout must be more than 0")
 		os.Exit(2)
 	}
+	// See pidfile.go: tableflip writes the PID file only at Ready, and its
+	// errors name a temporary file of its own, not the path given here.
+	if err := checkPIDFile(*pidFile); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(2)
+	}
 
 	// Two processes share this stderr during an upgrade (and the journal
 	// sees one stream), so every line says which process wrote it.
@@ -99,10 +105,23 @@ func main() {
 	go func() { serveErr <- srv.Serve(ln) }()
 	slog.Info("listening", "addr", *addr)
 
+	// tableflip refuses to upgrade a process started by an upgrade until
+	// the one that started it has exited; until then a SIGHUP is ignored,
+	// below. A first start has no parent to wait for.
+	parentGone := make(chan struct{})
+	if upg.HasParent() {
+		go func() {
+			_ = upg.WaitForParent(context.Background())
+			close(parentGone)
+		}()
+	} else {
+		close(parentGone)
+	}
+
 	// Ready writes the pid file and, in a process started by an upgrade,
 	// tells the parent to let go: from here this process serves.
 	if err := upg.Ready(); err != nil {
-		slog.Error("not ready", "err", err)
+		slog.Error("not ready", "err", readyError(err, *pidFile))
 		upg.Stop()
 		os.Exit(1)
 	}
@@ -132,13 +151,20 @@ wait:
 				slog.Warn("upgrade ignored", "reason", "an upgrade is in progress")
 				continue
 			}
+			select {
+			case <-parentGone:
+			default:
+				slog.Warn("upgrade ignored", "reason", "the previous process is still draining; send SIGHUP again once it has exited")
+				continue
+			}
 			upgrading = true
 			slog.Info("upgrade started")
 			go func() { upgradeResult <- upg.Upgrade() }()
 		case err := <-upgradeResult:
 			if err != nil {
-				// The new binary failed to start, exited, or was not ready
-				// in time: this process goes on serving.
+				// The new binary could not be started, exited, or was not
+				// ready in time (then the upgrader killed it): this process
+				// goes on serving.
 				slog.Error("upgrade failed", "err", err)
 				upgrading = false
 			} else {
@@ -157,14 +183,17 @@ wait:
 			slog.Warn("upgrade ignored", "reason", "this process is shutting down")
 		}
 	}()
-	// No more upgrades. On SIGINT or SIGTERM this also closes the
-	// upgrader's copy of the socket: without it the port would go on
-	// accepting connections into the backlog that nobody serves.
+	// No more upgrades. On SIGINT or SIGTERM the upgrader also closes its
+	// copy of the socket: without that the port would go on accepting
+	// connections into the backlog that nobody serves. It does so in its
+	// own goroutine, and closes Exit when it is done: wait for that.
 	upg.Stop()
+	<-upg.Exit()
 	if upgrading && !upgraded && !handedOver {
-		// A SIGINT or SIGTERM during an upgrade: Stop has the upgrader
-		// kill the new process. Wait until it has, or the new process,
-		// which holds the socket too, would serve on after this one exits.
+		// A SIGINT or SIGTERM during an upgrade: the upgrader has sent
+		// SIGKILL to the new process, which holds the socket too (the
+		// kernel ends it, and closes its copy, a moment later). Its result
+		// says whether it got ready first; if it did, it serves on.
 		if err := <-upgradeResult; err != nil {
 			slog.Error("upgrade failed", "err", err)
 		} else {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"regexp"
 	"strings"
 	"testing"
 
@@ -21,13 +22,17 @@ func TestScenarios(t *testing.T) {
 // before it starts, with exit status 2 and the usage.
 func TestBadCommandLine(t *testing.T) {
 	t.Parallel()
-	for _, args := range [][]string{{"serve"}, {"-upgrade-timeout", "0s"}, {"-shutdown-timeout", "-1s"}} {
+	for _, args := range [][]string{{"serve"}, {"-upgrade-timeout", "0s"}, {"-shutdown-timeout", "-1s"}, {"-pid-file", "/nonexistent/dir/12.pid"}} {
 		p := demotest.StartAt(t, demotest.FreeAddr(t), args...)
 		if exit := p.WaitExit(); exit.Code != 2 {
 			t.Errorf("%q: %s, want exit status 2", args, exit)
 		}
 		if args[0] == "serve" && !strings.Contains(p.Output(), "-pid-file") {
 			t.Errorf("%q: the output does not show the usage:\n%s", args, p.Output())
+		}
+		// tableflip's own error would name its temporary file, 12.pid123…
+		if args[0] == "-pid-file" && !regexp.MustCompile(`/nonexistent/dir/12\.pid\b`).MatchString(p.Output()) {
+			t.Errorf("%q: the output does not name the PID file given:\n%s", args, p.Output())
 		}
 	}
 }
