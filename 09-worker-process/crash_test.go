@@ -138,8 +138,10 @@ func TestWorkerSIGTERMMidBatch(t *testing.T) {
 	t.Parallel()
 	onEachDatabase(t, func(t *testing.T, database string) {
 		web := startWeb(t, database)
-		ids := accept(t, web, recipients("sigterm", 8)...)
-		// 2 at a time, 300ms each: the batch takes over a second.
+		ids := accept(t, web, recipients("sigterm", 20)...)
+		// 2 at a time, 300ms each: the batch takes three seconds, so a
+		// SIGTERM sent after the first send is mid-batch even when the
+		// machine is slow to deliver it.
 		first := startWorker(t, database, "-workers", "2", "-send-time", "300ms")
 		first.WaitLog("email sent")
 		first.Signal(syscall.SIGTERM)
@@ -265,14 +267,18 @@ func TestSecondSignalCancelsAtOnce(t *testing.T) {
 	database := sqliteDB(t)
 	web := startWeb(t, database)
 	ids := accept(t, web, "second@example.com")
-	worker := startWorker(t, database, "-send-time", "20s")
+	// The budget is 50s and the send a minute, so that a swallowed
+	// second signal is told apart from a slow machine: patience is a hang
+	// bound well short of the budget.
+	const patience = 20 * time.Second
+	worker := startWorker(t, database, "-send-time", "1m", "-shutdown-timeout", "50s", "-rescue-after", "3m")
 	worker.WaitLog("email sending")
 	worker.Signal(syscall.SIGTERM)
 	worker.WaitLog("shutdown started")
 	worker.Signal(syscall.SIGTERM)
-	exit, ok := worker.AwaitExit(2 * time.Second)
+	exit, ok := worker.AwaitExit(patience)
 	if !ok {
-		t.Fatal("still running 2s after the second signal")
+		t.Fatalf("still running %s after the second signal: it waits out the budget", patience)
 	}
 	if exit.Code != 1 {
 		t.Errorf("%s after a second signal, want exit status 1", exit)

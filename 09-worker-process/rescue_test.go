@@ -8,6 +8,8 @@ import (
 
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/rivertype"
+
+	"github.com/gracefulgo/walkthrough/internal/demotest"
 )
 
 // BoundedArgs is a job whose worker sets a timeout of its own.
@@ -75,9 +77,9 @@ func TestNoJobTimeoutIsNeverRescued(t *testing.T) {
 			t.Error(err)
 		}
 	}()
-	for deadline := time.Now().Add(10 * time.Second); state(t, client, bounded) == rivertype.JobStateRunning; {
+	for deadline := time.Now().Add(demotest.EventTimeout); state(t, client, bounded) == rivertype.JobStateRunning; {
 		if time.Now().After(deadline) {
-			t.Fatal("the rescuer did not rescue the bounded job within 10s")
+			t.Fatalf("the rescuer did not rescue the bounded job within %s", demotest.EventTimeout)
 		}
 		time.Sleep(20 * time.Millisecond) // a poll of the database, not a wait for time to pass
 	}
@@ -148,9 +150,9 @@ func TestUnknownKindIsDiscarded(t *testing.T) {
 			t.Error(err)
 		}
 	}()
-	for deadline := time.Now().Add(10 * time.Second); state(t, leader, unknown) == rivertype.JobStateRunning; {
+	for deadline := time.Now().Add(demotest.EventTimeout); state(t, leader, unknown) == rivertype.JobStateRunning; {
 		if time.Now().After(deadline) {
-			t.Fatal("the rescuer did not look at the stuck jobs within 10s")
+			t.Fatalf("the rescuer did not look at the stuck jobs within %s", demotest.EventTimeout)
 		}
 		time.Sleep(20 * time.Millisecond) // a poll of the database, not a wait for time to pass
 	}
