@@ -94,6 +94,9 @@ func measureSend(b *testing.B, database string) sendRun {
 			delete(accepted, l.Attr("id")) // a job's first send only
 		}
 	}
+	if len(latencies) != trickleJobs {
+		b.Fatalf("%d of %d trickled jobs logged \"email sending\"", len(latencies), trickleJobs)
+	}
 	slices.Sort(latencies)
 	run.latencyMedian, run.latencyWorst = latencies[len(latencies)/2], latencies[len(latencies)-1]
 
