@@ -17,7 +17,7 @@ need_step = @test -n "$(call step_dir,$*)" || { echo 'no step "$*": give its num
 
 help: ## list the targets
 	@echo "Targets (NN is a step number: $(NUMBERS))"
-	@grep -hE '^[a-zA-Z%_-]+:.*## ' $(MAKEFILE_LIST) | sed 's/%/NN/' | \
+	@grep -hE '^[a-zA-Z0-9%_-]+:.*## ' $(MAKEFILE_LIST) | sed 's/%/NN/' | \
 		awk 'BEGIN {FS = ":.*## "} {printf "  make %-12s %s\n", $$1, $$2}'
 
 # Modules of their own, so that the root go.mod stays what the steps need
@@ -121,3 +121,7 @@ lab: ## every step (STEP=NN: one) under the same load and signals: prints the ta
 
 lab-docs: ## the lab on every step, rewriting the committed docs/lab.md and docs/lab/*.svg
 	go run ./lab -write
+
+.PHONY: bench-09
+bench-09: ## step 09's BenchmarkSend, 3 runs: 202 -> "email sending" and jobs sent a second, on SQLite (and PostgreSQL with TEST_POSTGRES_URL)
+	go test -run '^$$' -bench '^BenchmarkSend$$' -count 3 ./09-worker-process/

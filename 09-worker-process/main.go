@@ -106,7 +106,16 @@ func web(args []string) int {
 	defer closeDB()
 	// An insert-only client: no queues, no workers. It is never started;
 	// it only writes jobs, in the handler's transaction, and reads them.
-	client, err := river.NewClient(driver, &river.Config{Logger: riverLogger})
+	client, err := river.NewClient(driver, &river.Config{
+		Logger: riverLogger,
+		// This client fetches nothing, but River rate-limits the "new job"
+		// notifications of its inserts to one per FetchCooldown (100 ms by
+		// default): a job committed within 100 ms of another, after the
+		// worker's fetch, waits for the next notification or for the
+		// worker's poll (FetchPollInterval, 1 s). The least cooldown
+		// notifies every insert; see the README's figures.
+		FetchCooldown: river.FetchCooldownMin,
+	})
 	if err != nil {
 		slog.Error("cannot create the River client", "err", err)
 		return 1
@@ -213,6 +222,13 @@ func worker(args []string) int {
 		// job alone for good (see the README's pitfall).
 		JobTimeout:           *rescueAfter / 2,
 		RescueStuckJobsAfter: *rescueAfter,
+		// River fetches at most once per FetchCooldown (100 ms by default),
+		// and each fetch takes at most the free workers' worth of jobs: 4
+		// workers with sends that take no time send at most 40 jobs/s, and
+		// a job that arrives just after a fetch waits for the next. The
+		// least cooldown lets a finished send fetch the next job at once;
+		// SQLite's one writer is then the limit (see the README).
+		FetchCooldown: river.FetchCooldownMin,
 	})
 	if err != nil {
 		slog.Error("cannot create the River client", "err", err)

@@ -325,7 +325,7 @@ func TestDatabasePasswordNotLogged(t *testing.T) {
 
 // sqliteDB returns the path of a new SQLite database for one test, with
 // the schema in place: a copy of schemaTemplate.
-func sqliteDB(t *testing.T) string {
+func sqliteDB(t testing.TB) string {
 	t.Helper()
 	template, err := schemaTemplate()
 	if err != nil {
@@ -352,7 +352,7 @@ var schemaTemplate = sync.OnceValues(func() (*sql.DB, error) {
 // postgresDB returns the URL of a new schema of its own on the PostgreSQL
 // server that TEST_POSTGRES_URL names, dropped after the test. Without it,
 // the test skips; on CI it fails.
-func postgresDB(t *testing.T) string {
+func postgresDB(t testing.TB) string {
 	base := os.Getenv("TEST_POSTGRES_URL")
 	if base == "" {
 		if os.Getenv("CI") == "true" {
@@ -392,7 +392,7 @@ func postgresDB(t *testing.T) string {
 
 // onEachDatabase runs test on SQLite and on PostgreSQL, in parallel.
 func onEachDatabase(t *testing.T, test func(t *testing.T, database string)) {
-	for name, database := range map[string]func(*testing.T) string{"sqlite": sqliteDB, "postgres": postgresDB} {
+	for name, database := range map[string]func(testing.TB) string{"sqlite": sqliteDB, "postgres": postgresDB} {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
 			test(t, database(t))
