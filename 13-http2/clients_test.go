@@ -37,7 +37,12 @@ func goClient(h2c bool, dial func(ctx context.Context, network, addr string) (ne
 // reads the whole answer. http.NewRequest sets GetBody for a strings
 // body, so the transport may send it again when it judges it may.
 func post(c *http.Client, addr, key string) (body string, kind noretry.Kind, err error) {
-	req, err := http.NewRequest(http.MethodPost, "http://"+addr+"/count", strings.NewReader("one more"))
+	return postPath(c, addr, "/count", key)
+}
+
+// postPath is post to another path, such as /count?d=3s.
+func postPath(c *http.Client, addr, path, key string) (body string, kind noretry.Kind, err error) {
+	req, err := http.NewRequest(http.MethodPost, "http://"+addr+path, strings.NewReader("one more"))
 	if err != nil {
 		panic(err)
 	}

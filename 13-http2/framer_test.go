@@ -140,3 +140,22 @@ func (c *rawH2) until(t *testing.T, typ byte) (frame, string) {
 func (f frame) String() string {
 	return fmt.Sprintf("frame type %d flags %#x stream %d, %d bytes", f.Type, f.Flags, f.Stream, len(f.Payload))
 }
+
+// untilEnd reads frames until stream's DATA with END_STREAM, and returns
+// the last frame and the stream's data.
+func (c *rawH2) untilEnd(t *testing.T, stream uint32) (frame, string) {
+	t.Helper()
+	var data string
+	for {
+		f := c.next(t)
+		if f.Stream != stream {
+			continue
+		}
+		if f.Type == frameData {
+			data += string(f.Payload)
+		}
+		if (f.Type == frameData || f.Type == frameHeaders) && f.Flags&flagEndStream != 0 {
+			return f, data
+		}
+	}
+}
