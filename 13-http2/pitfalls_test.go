@@ -73,9 +73,15 @@ func TestHTTP1ProxyBringsTheRaceBack(t *testing.T) {
 	p := demotest.Start(t)
 	var holder finHolder
 	backend := &url.URL{Scheme: "http", Host: p.Addr}
+	proxyErr := make(chan error, 1)
 	proxy := &httputil.ReverseProxy{
 		Rewrite:   func(r *httputil.ProxyRequest) { r.SetURL(backend) },
 		Transport: goClient(false, holder.dial).Transport,
+		// What the proxy saw from the program; its client gets a 502.
+		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
+			proxyErr <- err
+			w.WriteHeader(http.StatusBadGateway)
+		},
 	}
 	front := httptest.NewUnstartedServer(proxy)
 	front.Config.Protocols = new(http.Protocols)
@@ -97,6 +103,16 @@ func TestHTTP1ProxyBringsTheRaceBack(t *testing.T) {
 	}
 	if n := finishedCount(t, p); n != 1 || !ambiguous(kind) {
 		t.Errorf("second POST through the proxy: %s (%v), count=%d; want an ambiguous failure for a POST never processed (count=1)", kind, err, n)
+	}
+	// Behind the proxy it was the race of HTTP/1.1: an EOF on the kept-alive
+	// connection, not a refused dial. The proxy could not send it again.
+	select {
+	case err := <-proxyErr:
+		if k := noretry.KindOf(err); !ambiguous(k) {
+			t.Errorf("the proxy's request to the program: %s (%v), want the keep-alive race's EOF or reset", k, err)
+		}
+	default:
+		t.Error("the proxy reported no error")
 	}
 }
 
