@@ -6,63 +6,30 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/gracefulgo/walkthrough/internal/demotest"
+	"github.com/gracefulgo/walkthrough/internal/goclient"
 	"github.com/gracefulgo/walkthrough/internal/noretry"
 )
 
-// The clients of these tests are net/http's own, with no retry in the
-// caller: what they send again, they send by themselves, and that is what
-// the step is about.
+// The clients of these tests are net/http's own (internal/goclient), with
+// no retry in the caller: what they send again, they send by themselves,
+// and that is what the step is about.
 
-// goClient is net/http's client speaking HTTP/1.1 only, or HTTP/2 without
-// TLS only (h2c with prior knowledge, as the step serves it). dial, when
-// set, makes its connections.
-func goClient(h2c bool, dial func(ctx context.Context, network, addr string) (net.Conn, error)) *http.Client {
-	protocols := new(http.Protocols)
-	if h2c {
-		protocols.SetUnencryptedHTTP2(true)
-	} else {
-		protocols.SetHTTP1(true)
-	}
-	tr := &http.Transport{Protocols: protocols, DialContext: dial}
-	return &http.Client{Transport: tr, Timeout: noretry.Timeout}
-}
+// goClient is goclient.New: net/http's client speaking HTTP/1.1 only, or
+// h2c only.
+var goClient = goclient.New
 
-// post sends POST /count (with an Idempotency-Key when key is set) and
-// reads the whole answer. http.NewRequest sets GetBody for a strings
-// body, so the transport may send it again when it judges it may.
+// post sends POST /count, with an Idempotency-Key when key is set.
 func post(c *http.Client, addr, key string) (body string, kind noretry.Kind, err error) {
-	return postPath(c, addr, "/count", key)
+	return goclient.Post(c, addr, "/count", key)
 }
 
 // postPath is post to another path, such as /count?d=3s.
-func postPath(c *http.Client, addr, path, key string) (body string, kind noretry.Kind, err error) {
-	req, err := http.NewRequest(http.MethodPost, "http://"+addr+path, strings.NewReader("one more"))
-	if err != nil {
-		panic(err)
-	}
-	if key != "" {
-		req.Header.Set("Idempotency-Key", key)
-	}
-	resp, err := c.Do(req)
-	if err != nil {
-		return "", noretry.KindOf(err), err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	switch {
-	case err != nil:
-		return string(b), noretry.KindOf(err), err
-	case resp.StatusCode != http.StatusOK:
-		return string(b), noretry.Status, nil
-	}
-	return string(b), noretry.OK, nil
-}
+var postPath = goclient.Post
 
 // ambiguous reports whether a kind leaves the client unable to know if the
 // server did the work: every failure but a refused dial.

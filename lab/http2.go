@@ -3,8 +3,6 @@ package main
 import (
 	"errors"
 	"fmt"
-	"io"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -12,6 +10,7 @@ import (
 	"sync"
 	"syscall"
 
+	"github.com/gracefulgo/walkthrough/internal/goclient"
 	"github.com/gracefulgo/walkthrough/internal/noretry"
 	"github.com/gracefulgo/walkthrough/internal/proc"
 )
@@ -101,14 +100,14 @@ func postDrain(s *step, run *postRun) error {
 		finished.Add(1)
 		go func() {
 			defer finished.Done()
-			c := goClient(run.Client.H2C)
+			c := goclient.New(run.Client.H2C, nil)
 			defer c.CloseIdleConnections()
 			for i := 0; ; i++ {
 				key := ""
 				if run.Client.Key {
 					key = fmt.Sprintf("lab-%d-%d", lane, i)
 				}
-				kind := postCount(c, p.Addr, key)
+				_, kind, _ := goclient.Post(c, p.Addr, "/count", key)
 				mu.Lock()
 				counts[kind]++
 				if counts[noretry.OK] >= postBefore {
@@ -146,41 +145,6 @@ func postDrain(s *step, run *postRun) error {
 	run.Ambiguous += counts.Failed() - counts[noretry.Refused]
 	run.Processed += n
 	return nil
-}
-
-// goClient is net/http's client speaking HTTP/1.1 only, or h2c only.
-func goClient(h2c bool) *http.Client {
-	protocols := new(http.Protocols)
-	if h2c {
-		protocols.SetUnencryptedHTTP2(true)
-	} else {
-		protocols.SetHTTP1(true)
-	}
-	return &http.Client{Transport: &http.Transport{Protocols: protocols}, Timeout: noretry.Timeout}
-}
-
-// postCount sends POST /count and reads the answer. The body is a strings
-// reader, so GetBody is set and the transport may send it again.
-func postCount(c *http.Client, addr, key string) noretry.Kind {
-	req, err := http.NewRequest(http.MethodPost, "http://"+addr+"/count", strings.NewReader("one more"))
-	if err != nil {
-		return noretry.Other
-	}
-	if key != "" {
-		req.Header.Set("Idempotency-Key", key)
-	}
-	resp, err := c.Do(req)
-	if err != nil {
-		return noretry.KindOf(err)
-	}
-	defer resp.Body.Close()
-	if _, err := io.ReadAll(resp.Body); err != nil {
-		return noretry.KindOf(err)
-	}
-	if resp.StatusCode != http.StatusOK {
-		return noretry.Status
-	}
-	return noretry.OK
 }
 
 // POSTTable is the scenario's table, for the doc; empty if it did not run.
