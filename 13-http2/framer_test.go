@@ -159,3 +159,19 @@ func (c *rawH2) untilEnd(t *testing.T, stream uint32) (frame, string) {
 		}
 	}
 }
+
+// ping sends a PING and reads frames until its ACK. The server writes one
+// frame at a time and finishes with each (closing a stream whose last
+// frame it was) before it starts the next, so the ACK proves that it is
+// done with every frame it wrote before.
+func (c *rawH2) ping(t *testing.T) {
+	t.Helper()
+	payload := []byte("h13-ping")
+	c.write(t, framePing, 0, 0, payload)
+	for {
+		f := c.next(t)
+		if f.Type == framePing && f.Flags&flagAck != 0 && string(f.Payload) == string(payload) {
+			return
+		}
+	}
+}

@@ -147,6 +147,9 @@ func TestKeepAlivesDisabledOverHTTP2(t *testing.T) {
 	if _, data := c.untilEnd(t, 1); data != "hello\n" {
 		t.Fatalf("stream 1: %q", data)
 	}
+	// The server has closed stream 1, and found the connection idle with
+	// keep-alives on, before it answers the PING.
+	c.ping(t)
 	srv.Config.SetKeepAlivesEnabled(false)
 	c.get(t, 3, "/")
 	f, _ := c.until(t, frameGoAway)
