@@ -99,6 +99,8 @@ func main() {
 		fmt.Fprintf(os.Stderr, "%s / restart (%s): %+v\n", r.Step, r.How, r.figures())
 	}
 
+	postRaces := runPOSTRaces(steps)
+
 	emails := runEmailLab(steps)
 	var rolling []rollingRun
 	for _, s := range rollingSteps(steps) {
@@ -112,6 +114,7 @@ func main() {
 	rep.Load = load
 	rep.Rolling = rolling
 	rep.Restarts = restarts
+	rep.POSTRaces = postRaces
 	fmt.Print(rep.tables())
 	fmt.Print(rep.Emails)
 	svgDir := filepath.Join("bin", "lab", "svg")
@@ -125,6 +128,9 @@ func main() {
 		fail("%v", err)
 	}
 	if err := rep.writeRollingSVGs(svgDir); err != nil {
+		fail("%v", err)
+	}
+	if err := rep.writePOSTSVG(svgDir); err != nil {
 		fail("%v", err)
 	}
 	if *write {

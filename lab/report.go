@@ -25,6 +25,8 @@ type report struct {
 	Emails              string // the email steps' tables, from crash.go, or ""
 
 	Rolling []rollingRun // the rolling update, one per step that ran it
+
+	POSTRaces []postRun // lab/http2.go, when step 13 ran
 }
 
 func newReport(steps []*step, elapsed time.Duration) *report {
@@ -49,6 +51,9 @@ func (r *report) tables() string {
 	}
 	fmt.Fprintf(&b, "### streams\n\n%s\n\n%s\n", r.StreamsAbout(), r.StreamsTable())
 	b.WriteString(r.untimedSection())
+	if len(r.POSTRaces) > 0 {
+		fmt.Fprintf(&b, "### POST race\n\n%s\n\n%s\n", postAbout, r.POSTTable())
+	}
 	return b.String()
 }
 

@@ -191,6 +191,23 @@ func (c *Client) Close() {
 	}
 }
 
+// KindOf classifies the error of a request made by any client, net/http's
+// own included: a refused dial is Refused, for it proves the server never
+// saw the request; net/http's "server closed idle connection" is EOF, the
+// end of a kept-alive connection before any answer. nil is OK.
+func KindOf(err error) Kind {
+	switch {
+	case err == nil:
+		return OK
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return Refused
+	case strings.Contains(err.Error(), "server closed idle connection"):
+		// net/http's errServerClosedIdle, which it does not export.
+		return EOF
+	}
+	return kindOf(err)
+}
+
 // kindOf classifies the error of a request sent on an open connection.
 func kindOf(err error) Kind {
 	switch {

@@ -160,3 +160,30 @@ func TestCounts(t *testing.T) {
 		t.Errorf("String with no failure = %q", got)
 	}
 }
+
+// KindOf gives net/http's client errors the kinds this client gives its
+// own: a refused dial, net/http's closed idle connection, a reset.
+func TestKindOfAnyClient(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	_, dialErr := http.Get("http://" + addr + "/")
+	for _, tc := range []struct {
+		err  error
+		want Kind
+	}{
+		{nil, OK},
+		{dialErr, Refused},
+		{errors.New(`Post "http://x/count": http: server closed idle connection`), EOF},
+		{&net.OpError{Op: "read", Err: os.NewSyscallError("read", syscall.ECONNRESET)}, Reset},
+		{io.ErrUnexpectedEOF, EOF},
+		{errors.New("context deadline exceeded"), Other},
+	} {
+		if got := KindOf(tc.err); got != tc.want {
+			t.Errorf("KindOf(%v) = %s, want %s", tc.err, got, tc.want)
+		}
+	}
+}
