@@ -10,4 +10,6 @@
 // see main_test.go. The tests that need time to pass (a shutdown without
 // a deadline, the five-second rule for new connections) run in a
 // testing/synctest bubble, on a fake clock, over in-memory connections.
+// One builds a snippet exactly as an article prints it, kept in testdata,
+// and reads what the compiler says of it.
 package pitfalls
