@@ -17,7 +17,9 @@ run() {
 		echo "run $total ($label): ok in $(($(date +%s) - start)) s"
 	else
 		failed=$((failed + 1))
-		echo "run $total ($label): FAIL in $(($(date +%s) - start)) s: $(grep -E '^--- FAIL' "/tmp/soak.$$.log" | tr '\n' ' ')"
+		kept="${TMPDIR:-/tmp}/soak-run$total.log"
+		cp "/tmp/soak.$$.log" "$kept"
+		echo "run $total ($label): FAIL in $(($(date +%s) - start)) s: $(grep -E '^--- FAIL' "/tmp/soak.$$.log" | tr '\n' ' ')(output in $kept)"
 	fi
 }
 i=0
