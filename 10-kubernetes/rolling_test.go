@@ -82,3 +82,66 @@ func TestPropagationLongerThanDelayFails(t *testing.T) {
 		t.Errorf("no request was refused: %v", result)
 	}
 }
+
+// TestLastPodReadinessDuringTheDrain: an EndpointSlice keeps a deleted
+// pod, terminating (so not ready) and serving for as long as its readiness
+// probe passes, and a kube-proxy with no ready endpoint left falls back to
+// the serving terminating ones. The last pod of a Service is deleted under
+// load, with no replacement. With the readiness probe on /readyz, which
+// turns 503 at SIGTERM, the pod stops serving long before its listener
+// closes, and no new connection is sent to a closed listener. With a probe
+// that stays 200 through the drain (here: /livez, as a /readyz that never
+// fails would), the proxy goes on sending the pod new connections through
+// the fallback, answered during the delay, and refused once Shutdown has
+// closed the listener, until the probe fails on the closed port.
+func TestLastPodReadinessDuringTheDrain(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		readiness   string
+		wantRefused bool
+	}{{"/readyz", false}, {"/livez", true}} {
+		t.Run(c.readiness, func(t *testing.T) {
+			t.Parallel()
+			cluster, err := kubesim.NewCluster(kubesim.Config{
+				Command: func() *exec.Cmd {
+					return demotest.Command("-drain-delay=1s", "-shutdown-timeout=5s")
+				},
+				Propagation:   100 * time.Millisecond,
+				GracePeriod:   10 * time.Second,
+				ReadinessPath: c.readiness,
+			}, 1)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(cluster.Close)
+			pod := cluster.Replicas()[0]
+			load := kubesim.StartLoad(cluster.Proxy, kubesim.LoadConfig{Clients: 4, Path: "/", Pause: 5 * time.Millisecond, PerConn: 10})
+			if !load.AwaitOK(50, demotest.EventTimeout) {
+				t.Fatalf("the load got no answers before the deletion: %v", load.Stop())
+			}
+			cluster.Delete(pod)
+			cluster.AwaitDeleted()
+			result := load.Stop()
+			refused := cluster.Proxy.RefusedBy(pod.Addr)
+			t.Logf("readiness probe on %s: %v; new connections sent to the closed listener: %d", c.readiness, result, refused)
+			if (refused > 0) != c.wantRefused {
+				t.Errorf("the proxy sent %d new connections to the pod's closed listener; want some: %t", refused, c.wantRefused)
+			}
+			if !c.wantRefused {
+				return
+			}
+			// The fallback at work: the pod answered after the proxy knew
+			// it was terminating.
+			var terminating time.Time
+			for _, e := range cluster.Events() {
+				if e.What == kubesim.EventRemoved {
+					terminating = e.At
+				}
+			}
+			if last := result.Answered[pod.Pid()]; !last.After(terminating) {
+				t.Errorf("the pod answered nothing after the proxy knew it was terminating (last answer %s, terminating %s): no fallback",
+					last.Format(time.StampMilli), terminating.Format(time.StampMilli))
+			}
+		})
+	}
+}
