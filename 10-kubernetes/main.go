@@ -1,8 +1,9 @@
 // Command 10-kubernetes is step 05 made ready for a rolling update. When a
-// pod is deleted, Kubernetes sends SIGTERM at the same moment as it removes
-// the pod from the Service's endpoints, and the load balancers learn of the
-// removal later. So on SIGTERM this program does not close its listener: it
-// answers /readyz with 503, goes on serving for -drain-delay, with
+// pod is deleted, Kubernetes sends SIGTERM at the same moment as it marks
+// the pod's endpoint terminating, no longer ready, and the load balancers
+// learn of it later. So on SIGTERM this program does not close its
+// listener: it answers /readyz with 503, which turns the endpoint's
+// serving condition off, goes on serving for -drain-delay, with
 // Connection: close on every response so that kept-alive clients move to
 // another pod, and only then shuts down as step 05 does.
 //
@@ -115,7 +116,7 @@ func main() {
 	// The cause names the signal: "terminated signal received".
 	slog.Info("shutdown started", "cause", context.Cause(ctx))
 
-	// The endpoint removal that began with the signal takes time to reach
+	// The endpoint change that began with the signal takes time to reach
 	// every kube-proxy and load balancer, and until it has they still send
 	// this pod new connections. Keep serving them. A failure to serve
 	// still ends the program at once.

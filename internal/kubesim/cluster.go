@@ -18,8 +18,9 @@ type Config struct {
 	// Command returns the command that runs one replica; the cluster adds
 	// -addr with a free loopback port (see [proc.Start]).
 	Command func() *exec.Cmd
-	// Propagation is how long after SIGTERM the endpoint removal reaches
-	// the proxy. It is 1s when zero.
+	// Propagation is how long a change of an endpoint (terminating at
+	// SIGTERM, not serving when the readiness probe fails, gone at exit)
+	// takes to reach the proxy. It is 1s when zero.
 	Propagation time.Duration
 	// GracePeriod is terminationGracePeriodSeconds: how long after SIGTERM
 	// a replica that has not exited gets SIGKILL. It is 30s when zero.
