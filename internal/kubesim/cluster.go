@@ -44,7 +44,8 @@ type Cluster struct {
 	mu       sync.Mutex
 	replicas []*Replica
 	events   []Event
-	deleting sync.WaitGroup
+	deleting sync.WaitGroup // until each deleted replica has exited
+	settling sync.WaitGroup // until its endpoint's last changes have reached the proxy
 	seq      int
 }
 
@@ -225,9 +226,11 @@ func (c *Cluster) live() []*Replica {
 // turns not serving, which reaches the proxy Propagation after that;
 // SIGKILL at GracePeriod if the process has not exited by then; once it
 // has exited, the endpoint is removed, Propagation later again. It returns
-// at once; RollingUpdate and Close wait for the deletion to end.
+// at once; RollingUpdate waits for the exit (and the terminating's
+// arrival), AwaitDeleted and Close for the endpoint's last changes too.
 func (c *Cluster) Delete(r *Replica) {
-	c.deleting.Add(3)
+	c.deleting.Add(2)
+	c.settling.Add(2)
 	sent, err := r.Signal(syscall.SIGTERM)
 	c.mu.Lock()
 	c.events = append(c.events, Event{At: sent, Replica: r.Name, What: EventSIGTERM})
@@ -239,7 +242,7 @@ func (c *Cluster) Delete(r *Replica) {
 		c.record(r, EventRemoved)
 	}()
 	go func() {
-		defer c.deleting.Done()
+		defer c.settling.Done()
 		failed, ok := c.awaitNotReady(r)
 		if !ok {
 			return // it exited first
@@ -248,8 +251,18 @@ func (c *Cluster) Delete(r *Replica) {
 		c.Proxy.Serving(r.Addr, false)
 		c.record(r, EventNotServing)
 	}()
+	exited := make(chan struct{})
+	go func() {
+		defer c.settling.Done()
+		<-exited
+		exit, _ := r.Exited()
+		time.Sleep(time.Until(exit.At.Add(c.Propagation)))
+		c.Proxy.Remove(r.Addr)
+		c.record(r, EventGone)
+	}()
 	go func() {
 		defer c.deleting.Done()
+		defer close(exited)
 		if err == nil {
 			exit, ok := r.AwaitExit(time.Until(sent.Add(c.GracePeriod)))
 			if !ok {
@@ -264,10 +277,6 @@ func (c *Cluster) Delete(r *Replica) {
 			c.events = append(c.events, Event{At: exit.At, Replica: r.Name, What: EventExited})
 			c.mu.Unlock()
 		}
-		exit, _ := r.Exited()
-		time.Sleep(time.Until(exit.At.Add(c.Propagation)))
-		c.Proxy.Remove(r.Addr)
-		c.record(r, EventGone)
 	}()
 }
 
@@ -306,13 +315,16 @@ func (c *Cluster) awaitNotReady(r *Replica) (failed time.Time, ok bool) {
 
 // AwaitDeleted waits until every deletion begun so far has ended: the
 // replica exited and its endpoint is gone from the proxy.
-func (c *Cluster) AwaitDeleted() { c.deleting.Wait() }
+func (c *Cluster) AwaitDeleted() {
+	c.deleting.Wait()
+	c.settling.Wait()
+}
 
 // Close kills every replica and stops the proxy.
 func (c *Cluster) Close() {
 	for _, r := range c.Replicas() {
 		r.Kill()
 	}
-	c.deleting.Wait()
+	c.AwaitDeleted()
 	c.Proxy.Close()
 }
