@@ -18,9 +18,12 @@ type drain struct {
 func (d *drain) begin() { d.started.Store(true) }
 
 // readyz is the readiness probe: 200 while this pod should get traffic, 503
-// from the first SIGTERM on. Kubernetes removes a deleted pod from the
-// endpoints without waiting for the probe; the probe also tells anything
-// else that watches it (an ingress, a cloud load balancer's health check).
+// from the first SIGTERM on. Kubernetes marks a deleted pod's endpoint
+// terminating, so not ready, without waiting for the probe; but the
+// endpoint stays serving until the probe fails, and kube-proxy sends
+// traffic to serving terminating endpoints when no ready one is left. The
+// probe also tells anything else that watches it (an ingress, a cloud load
+// balancer's health check).
 func (d *drain) readyz(w http.ResponseWriter, r *http.Request) {
 	if d.started.Load() {
 		http.Error(w, "shutting down", http.StatusServiceUnavailable)
@@ -30,8 +33,9 @@ func (d *drain) readyz(w http.ResponseWriter, r *http.Request) {
 }
 
 // livez is the liveness probe: 200 for as long as the process runs, the
-// drain included. A liveness probe that failed during the drain would get
-// the pod killed in the middle of it.
+// drain included. Kubelets since 1.21 stop liveness probes on a pod being
+// deleted; an older one, or another platform's health check, would kill a
+// pod whose liveness probe failed during its drain.
 func livez(w http.ResponseWriter, r *http.Request) {
 	fmt.Fprintln(w, "alive")
 }

@@ -1,8 +1,9 @@
 // Command 10-kubernetes is step 05 made ready for a rolling update. When a
-// pod is deleted, Kubernetes sends SIGTERM at the same moment as it removes
-// the pod from the Service's endpoints, and the load balancers learn of the
-// removal later. So on SIGTERM this program does not close its listener: it
-// answers /readyz with 503, goes on serving for -drain-delay, with
+// pod is deleted, Kubernetes sends SIGTERM at the same moment as it marks
+// the pod's endpoint terminating, no longer ready, and the load balancers
+// learn of it later. So on SIGTERM this program does not close its
+// listener: it answers /readyz with 503, which turns the endpoint's
+// serving condition off, goes on serving for -drain-delay, with
 // Connection: close on every response so that kept-alive clients move to
 // another pod, and only then shuts down as step 05 does.
 //
@@ -21,6 +22,7 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"os/signal"
@@ -70,8 +72,15 @@ func main() {
 	// before serving, so that none arrives unhandled.
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 
+	// Bind the port before saying so, as step 09 does: a port that is
+	// taken ends the program here, and "listening" is never logged.
+	listener, err := net.Listen("tcp", *addr)
+	if err != nil {
+		slog.Error("cannot listen", "addr", *addr, "err", err)
+		os.Exit(1)
+	}
+
 	srv := &http.Server{
-		Addr: *addr,
 		// During the drain delay every response tells its client to close
 		// the connection; see drain.go.
 		Handler: drain.closeConnections(mux),
@@ -86,14 +95,11 @@ func main() {
 	// Serve in the background and hand its result to main: buffered, so the
 	// goroutine can always deliver it and end.
 	serveErr := make(chan error, 1)
-	go func() { serveErr <- srv.ListenAndServe() }()
-	// ListenAndServe binds the port inside the goroutine, so this line can
-	// come before the port is open, or just before the error saying it
-	// could not be: the select below hears of that at once.
-	slog.Info("listening", "addr", *addr, "pid", os.Getpid())
+	go func() { serveErr <- srv.Serve(listener) }()
+	slog.Info("listening", "addr", listener.Addr().String(), "pid", os.Getpid())
 
-	// Wait for whichever comes first. ListenAndServe only returns early if
-	// it failed, for instance because the port is taken.
+	// Wait for whichever comes first. Serve only returns early if it
+	// failed.
 	select {
 	case err := <-serveErr:
 		slog.Error("server failed", "addr", *addr, "err", err)
@@ -110,7 +116,7 @@ func main() {
 	// The cause names the signal: "terminated signal received".
 	slog.Info("shutdown started", "cause", context.Cause(ctx))
 
-	// The endpoint removal that began with the signal takes time to reach
+	// The endpoint change that began with the signal takes time to reach
 	// every kube-proxy and load balancer, and until it has they still send
 	// this pod new connections. Keep serving them. A failure to serve
 	// still ends the program at once.
@@ -127,7 +133,7 @@ func main() {
 	// does in step 05. It closes the listener, closes idle connections,
 	// and waits for the active ones to finish, until shutdownCtx expires.
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), *shutdownTimeout)
-	err := srv.Shutdown(shutdownCtx)
+	err = srv.Shutdown(shutdownCtx)
 	cancel()
 	if err != nil {
 		// The deadline passed with requests still running. Shutdown left
@@ -138,7 +144,7 @@ func main() {
 		os.Exit(1)
 	}
 
-	// ListenAndServe returned ErrServerClosed the moment Shutdown began;
+	// Serve returned ErrServerClosed the moment Shutdown began;
 	// anything else is a failure that the drain must not hide.
 	if err := <-serveErr; !errors.Is(err, http.ErrServerClosed) {
 		slog.Error("server failed", "addr", *addr, "err", err)

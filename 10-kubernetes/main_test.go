@@ -135,20 +135,56 @@ func TestDrainDelay(t *testing.T) {
 	}
 }
 
-// TestSecondSignalSkipsTheDelay: a second SIGTERM during a long drain
-// delay ends the program at once, as one during the drain does.
+// TestSecondSignalSkipsTheDelay: a second signal during a long drain
+// delay (the second Ctrl+C) ends the program at once, killed by the
+// signal: what is left of the delay and the whole drain are skipped, and
+// the request in flight is cut, not finished.
 func TestSecondSignalSkipsTheDelay(t *testing.T) {
 	t.Parallel()
 	p := demotest.Start(t, "-drain-delay=10s")
-	p.Signal(syscall.SIGTERM)
+	inFlight := p.GetAsync("/slow?d=3s")
+	p.WaitLog("slow request started")
+	p.Signal(syscall.SIGINT)
 	p.WaitLog("drain delay started")
-	p.Signal(syscall.SIGTERM)
-	exit, ok := p.AwaitExit(2 * time.Second)
+	p.Signal(syscall.SIGINT)
+	exit, ok := p.AwaitExit(demotest.EventTimeout) // a hang bound: it exits at once
 	if !ok {
-		t.Fatal("still running 2s after a second SIGTERM in the drain delay")
+		t.Fatalf("still running %s after a second SIGINT in the drain delay", demotest.EventTimeout)
 	}
 	if exit.Code == 0 {
 		t.Errorf("%s after an interrupted delay, want a failure status", exit)
+	}
+	if r := demotest.AwaitResponse(inFlight, demotest.EventTimeout); r.OK() {
+		t.Errorf("the request in flight got %v: want it cut by the second signal", r)
+	}
+	if l, ok := p.Logged("shutdown finished"); ok {
+		t.Errorf("logged %q: the drain ran after a second signal", l.Raw)
+	}
+}
+
+// TestPortTakenLogsNoListening: the program binds its port before it
+// logs "listening", so when the port is taken it says only that it cannot
+// listen, naming the address, and exits 1.
+func TestPortTakenLogsNoListening(t *testing.T) {
+	t.Parallel()
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	p := demotest.StartAt(t, taken.Addr().String())
+	exit, ok := p.AwaitExit(demotest.EventTimeout) // a hang bound
+	if !ok {
+		t.Fatalf("still running %s with its port taken", demotest.EventTimeout)
+	}
+	if exit.Code != 1 {
+		t.Errorf("%s, want exit status 1", exit)
+	}
+	if l, ok := p.Logged("listening"); ok {
+		t.Errorf("logged %q with its port taken: listening was never true", l.Raw)
+	}
+	if _, ok := p.Logged("cannot listen"); !ok {
+		t.Errorf("no \"cannot listen\" line:\n%s", p.Output())
 	}
 }
 

@@ -169,14 +169,35 @@ func TestDeployment(t *testing.T) {
 			t.Errorf("%s asks port %s, not the container's %s (%s)", p.name, get.Port.String(), c.Ports[0].Name, port)
 		}
 	}
+	// The readiness probe turns the endpoint's serving condition off
+	// after SIGTERM, and must do so before the listener closes: at most
+	// failureThreshold periods, since the first failing probe comes
+	// within a period of the signal, leaving the rest of the delay for
+	// the change to propagate. And one slow probe must not take a ready
+	// pod out of every Service.
+	if rp := c.ReadinessProbe; rp != nil {
+		period := time.Duration(orDefault(rp.PeriodSeconds, 10)) * time.Second
+		threshold := orDefault(rp.FailureThreshold, 3)
+		if threshold < 2 {
+			t.Errorf("readinessProbe failureThreshold %d: one slow probe takes the pod out of rotation", threshold)
+		}
+		if notServing := time.Duration(threshold) * period; notServing >= f.drainDelay {
+			t.Errorf("readinessProbe turns serving off up to %d × %s = %s after SIGTERM, not within -drain-delay %s",
+				threshold, period, notServing, f.drainDelay)
+		}
+	}
 	// After the delay the listener is closed and the liveness probe
-	// cannot connect: it must not reach its failure threshold before the
-	// shutdown timeout has passed, or the kubelet kills a draining pod.
+	// cannot connect. Kubelets since 1.21 stop liveness probes on a pod
+	// being deleted; an older one, or another platform's health check,
+	// would kill the pod at the failureThreshold-th failure, (threshold -
+	// 1) × period after the first, which can come as the listener closes.
+	// That must come after the shutdown timeout, not at it.
 	if lp := c.LivenessProbe; lp != nil {
 		period := time.Duration(orDefault(lp.PeriodSeconds, 10)) * time.Second
 		threshold := orDefault(lp.FailureThreshold, 3)
-		if fails := time.Duration(threshold) * period; fails <= f.shutdownTimeout {
-			t.Errorf("livenessProbe fails after %d × %s = %s, within -shutdown-timeout %s: a long drain would be killed", threshold, period, fails, f.shutdownTimeout)
+		if kill := time.Duration(threshold-1) * period; kill <= f.shutdownTimeout {
+			t.Errorf("livenessProbe kills (%d - 1) × %s = %s after its first failure, not after -shutdown-timeout %s: a long drain would be killed on a kubelet that still probes it",
+				threshold, period, kill, f.shutdownTimeout)
 		}
 	}
 }

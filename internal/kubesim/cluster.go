@@ -18,14 +18,22 @@ type Config struct {
 	// Command returns the command that runs one replica; the cluster adds
 	// -addr with a free loopback port (see [proc.Start]).
 	Command func() *exec.Cmd
-	// Propagation is how long after SIGTERM the endpoint removal reaches
-	// the proxy. It is 1s when zero.
+	// Propagation is how long a change of an endpoint (terminating at
+	// SIGTERM, not serving when the readiness probe fails, gone at exit)
+	// takes to reach the proxy. It is 1s when zero.
 	Propagation time.Duration
 	// GracePeriod is terminationGracePeriodSeconds: how long after SIGTERM
 	// a replica that has not exited gets SIGKILL. It is 30s when zero.
 	GracePeriod time.Duration
 	// ReadinessPath is what the readiness probe asks; /readyz when empty.
 	ReadinessPath string
+	// ReadinessPeriod is how often the kubelet's readiness probe asks a
+	// terminating replica (it goes on probing readiness after SIGTERM, and
+	// stops only liveness and startup probes); 50ms when zero.
+	ReadinessPeriod time.Duration
+	// ReadinessFailureThreshold is how many failures in a row turn the
+	// endpoint's serving condition off; 1 when zero.
+	ReadinessFailureThreshold int
 }
 
 // Cluster is a Deployment's replicas behind a Service ([Proxy]).
@@ -36,7 +44,8 @@ type Cluster struct {
 	mu       sync.Mutex
 	replicas []*Replica
 	events   []Event
-	deleting sync.WaitGroup
+	deleting sync.WaitGroup // until each deleted replica has exited
+	settling sync.WaitGroup // until its endpoint's last changes have reached the proxy
 	seq      int
 }
 
@@ -56,12 +65,14 @@ type Event struct {
 
 // What happened to a replica, in the order it happens.
 const (
-	EventStarted = "started"          // the process was started
-	EventReady   = "ready"            // /readyz answered 200 and the endpoint was added
-	EventSIGTERM = "SIGTERM"          // deleted: the signal was sent
-	EventRemoved = "endpoint removed" // the removal reached the proxy
-	EventSIGKILL = "SIGKILL"          // the grace period ran out
-	EventExited  = "exited"
+	EventStarted    = "started"          // the process was started
+	EventReady      = "ready"            // /readyz answered 200 and the endpoint was added
+	EventSIGTERM    = "SIGTERM"          // deleted: the signal was sent, and the endpoint turned terminating
+	EventRemoved    = "endpoint removed" // the endpoint's terminating (so not ready) reached the proxy
+	EventNotServing = "not serving"      // the readiness probe failed, and serving=false reached the proxy
+	EventSIGKILL    = "SIGKILL"          // the grace period ran out
+	EventExited     = "exited"
+	EventGone       = "endpoint gone" // the process exited, and its endpoint's removal reached the proxy
 )
 
 // probeInterval is how often /readyz is polled while a replica starts.
@@ -82,6 +93,12 @@ func NewCluster(config Config, n int) (*Cluster, error) {
 	}
 	if config.ReadinessPath == "" {
 		config.ReadinessPath = "/readyz"
+	}
+	if config.ReadinessPeriod == 0 {
+		config.ReadinessPeriod = 50 * time.Millisecond
+	}
+	if config.ReadinessFailureThreshold == 0 {
+		config.ReadinessFailureThreshold = 1
 	}
 	cl := &Cluster{Config: config, Proxy: proxy}
 	for range n {
@@ -201,12 +218,19 @@ func (c *Cluster) live() []*Replica {
 	return live
 }
 
-// Delete deletes a replica as the API server and the kubelet do: SIGTERM
-// now; the endpoint removal reaches the proxy Propagation later; SIGKILL
-// at GracePeriod if the process has not exited by then. It returns at
-// once; RollingUpdate and Close wait for the deletion to end.
+// Delete deletes a replica as the API server, the EndpointSlice controller
+// and the kubelet do: SIGTERM now, and the endpoint, which stays in its
+// slice, turns terminating (so not ready), which reaches the proxy
+// Propagation later; the kubelet goes on probing readiness, and when the
+// probe has failed ReadinessFailureThreshold times in a row the endpoint
+// turns not serving, which reaches the proxy Propagation after that;
+// SIGKILL at GracePeriod if the process has not exited by then; once it
+// has exited, the endpoint is removed, Propagation later again. It returns
+// at once; RollingUpdate waits for the exit (and the terminating's
+// arrival), AwaitDeleted and Close for the endpoint's last changes too.
 func (c *Cluster) Delete(r *Replica) {
 	c.deleting.Add(2)
+	c.settling.Add(2)
 	sent, err := r.Signal(syscall.SIGTERM)
 	c.mu.Lock()
 	c.events = append(c.events, Event{At: sent, Replica: r.Name, What: EventSIGTERM})
@@ -214,27 +238,86 @@ func (c *Cluster) Delete(r *Replica) {
 	go func() {
 		defer c.deleting.Done()
 		time.Sleep(time.Until(sent.Add(c.Propagation))) // the simulated propagation itself
-		c.Proxy.Remove(r.Addr)
+		c.Proxy.Terminating(r.Addr)
 		c.record(r, EventRemoved)
 	}()
 	go func() {
-		defer c.deleting.Done()
-		if err != nil {
-			return // it had exited already
-		}
-		exit, ok := r.AwaitExit(time.Until(sent.Add(c.GracePeriod)))
+		defer c.settling.Done()
+		failed, ok := c.awaitNotReady(r)
 		if !ok {
-			c.mu.Lock()
-			r.Killed = true
-			c.mu.Unlock()
-			c.record(r, EventSIGKILL)
-			r.Kill()
-			exit, _ = r.Exited()
+			return // it exited first
 		}
-		c.mu.Lock()
-		c.events = append(c.events, Event{At: exit.At, Replica: r.Name, What: EventExited})
-		c.mu.Unlock()
+		time.Sleep(time.Until(failed.Add(c.Propagation)))
+		c.Proxy.Serving(r.Addr, false)
+		c.record(r, EventNotServing)
 	}()
+	exited := make(chan struct{})
+	go func() {
+		defer c.settling.Done()
+		<-exited
+		exit, _ := r.Exited()
+		time.Sleep(time.Until(exit.At.Add(c.Propagation)))
+		c.Proxy.Remove(r.Addr)
+		c.record(r, EventGone)
+	}()
+	go func() {
+		defer c.deleting.Done()
+		defer close(exited)
+		if err == nil {
+			exit, ok := r.AwaitExit(time.Until(sent.Add(c.GracePeriod)))
+			if !ok {
+				c.mu.Lock()
+				r.Killed = true
+				c.mu.Unlock()
+				c.record(r, EventSIGKILL)
+				r.Kill()
+				exit, _ = r.Exited()
+			}
+			c.mu.Lock()
+			c.events = append(c.events, Event{At: exit.At, Replica: r.Name, What: EventExited})
+			c.mu.Unlock()
+		}
+	}()
+}
+
+// awaitNotReady probes a terminating replica's readiness path every
+// ReadinessPeriod, each probe a connection of its own, until it has failed
+// ReadinessFailureThreshold times in a row, and returns when the last
+// failure was seen; ok is false if the process exited first.
+func (c *Cluster) awaitNotReady(r *Replica) (failed time.Time, ok bool) {
+	client := &http.Client{
+		Transport: &http.Transport{DisableKeepAlives: true},
+		Timeout:   time.Second, // timeoutSeconds: 1, the kubelet's default
+	}
+	tick := time.NewTicker(c.ReadinessPeriod)
+	defer tick.Stop()
+	failures := 0
+	for {
+		select {
+		case <-r.Done():
+			return time.Time{}, false
+		case <-tick.C:
+		}
+		resp, err := client.Get("http://" + r.Addr + c.ReadinessPath)
+		if err == nil {
+			resp.Body.Close()
+		}
+		if err != nil || resp.StatusCode < 200 || resp.StatusCode >= 400 {
+			failures++
+		} else {
+			failures = 0
+		}
+		if failures == c.ReadinessFailureThreshold {
+			return time.Now(), true
+		}
+	}
+}
+
+// AwaitDeleted waits until every deletion begun so far has ended: the
+// replica exited and its endpoint is gone from the proxy.
+func (c *Cluster) AwaitDeleted() {
+	c.deleting.Wait()
+	c.settling.Wait()
 }
 
 // Close kills every replica and stops the proxy.
@@ -242,6 +325,6 @@ func (c *Cluster) Close() {
 	for _, r := range c.Replicas() {
 		r.Kill()
 	}
-	c.deleting.Wait()
+	c.AwaitDeleted()
 	c.Proxy.Close()
 }

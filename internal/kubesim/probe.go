@@ -8,12 +8,16 @@ import (
 	"github.com/gracefulgo/walkthrough/internal/proc"
 )
 
-// Liveness is a kubelet's liveness probe: an HTTP GET of Path every
-// Period; after FailureThreshold failures in a row (no answer, or one
-// other than 2xx or 3xx) the container is killed. The kubelet would stop
-// it with SIGTERM and its grace period; a program that is already
-// draining has had its SIGTERM, so what is left is the SIGKILL, and that
-// is what this sends.
+// Liveness is a liveness probe that goes on probing a terminating pod:
+// an HTTP GET of Path every Period; after FailureThreshold failures in a
+// row (no answer, or one other than 2xx or 3xx), FailureThreshold-1
+// periods after the first, the container is killed. That is a kubelet
+// older than 1.21, or another platform's health check: since 1.21 the
+// kubelet stops liveness and startup probes once the pod has a deletion
+// timestamp, and runs only its readiness probe (see [Cluster.Delete]).
+// A kubelet would stop the container with SIGTERM and its grace period; a
+// program that is already draining has had its SIGTERM, so what is left
+// is the SIGKILL, and that is what this sends.
 type Liveness struct {
 	Path             string
 	Period           time.Duration

@@ -3,14 +3,17 @@
 // requests, and nothing more:
 //
 //   - [Proxy] is a kube-proxy: a TCP proxy on loopback that sends each new
-//     connection to one of the current endpoints, round robin, and leaves
-//     an established connection where it is, even after its endpoint is
-//     removed, as conntrack does;
+//     connection to one of the ready endpoints, round robin, or, when none
+//     is ready, to one that is terminating but still serving (KEP-1669's
+//     fallback), and leaves an established connection where it is, even
+//     after its endpoint is removed, as conntrack does;
 //   - [Cluster.RollingUpdate] replaces the replicas one at a time
 //     (maxSurge 1, maxUnavailable 0): it starts a new one, adds it to the
 //     endpoints once /readyz answers 200, then deletes an old one: SIGTERM
-//     at once, removal from the endpoints after a propagation delay,
-//     SIGKILL at the grace period;
+//     at once, and the endpoint, as an EndpointSlice has it, turns
+//     terminating (no longer ready) and, once the kubelet's readiness
+//     probe fails, not serving; each change reaches the proxy a
+//     propagation delay later; SIGKILL at the grace period;
 //   - [Load] is keep-alive HTTP/1.1 clients that never retry, counting
 //     every request that does not end in a 200, by kind.
 //
@@ -31,12 +34,27 @@ type Proxy struct {
 	ln net.Listener
 
 	mu        sync.Mutex
-	endpoints []string
+	endpoints []*endpoint
 	next      int               // round robin position
 	refused   map[string]bool   // client addresses whose endpoint refused them
+	dialed    map[string]int    // new connections sent to each endpoint
+	closed    map[string]int    // of those, the ones its closed listener refused
 	conns     map[net.Conn]bool // open connections, both sides, for Close
 	wg        sync.WaitGroup    // the accept loop and every connection
 }
+
+// endpoint is one address of an EndpointSlice with its conditions
+// (k8s.io/api/discovery/v1 EndpointConditions): a pod that is deleted
+// stays in its slice, terminating and no longer ready, and serving for as
+// long as its readiness probe passes.
+type endpoint struct {
+	addr        string
+	terminating bool
+	serving     bool
+}
+
+// ready is the slice's ready condition: serving and not terminating.
+func (e *endpoint) ready() bool { return e.serving && !e.terminating }
 
 // NewProxy listens on a free loopback port and proxies to no endpoint yet.
 func NewProxy() (*Proxy, error) {
@@ -44,7 +62,7 @@ func NewProxy() (*Proxy, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &Proxy{ln: ln, refused: map[string]bool{}, conns: map[net.Conn]bool{}}
+	p := &Proxy{ln: ln, refused: map[string]bool{}, dialed: map[string]int{}, closed: map[string]int{}, conns: map[net.Conn]bool{}}
 	p.wg.Add(1)
 	go p.serve()
 	return p, nil
@@ -53,12 +71,41 @@ func NewProxy() (*Proxy, error) {
 // Addr is the address clients connect to: the Service's.
 func (p *Proxy) Addr() string { return p.ln.Addr().String() }
 
-// Add makes addr an endpoint: new connections may go to it.
+// Add makes addr a ready endpoint: new connections may go to it.
 func (p *Proxy) Add(addr string) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if !slices.Contains(p.endpoints, addr) {
-		p.endpoints = append(p.endpoints, addr)
+	if p.find(addr) == nil {
+		p.endpoints = append(p.endpoints, &endpoint{addr: addr, serving: true})
+	}
+}
+
+func (p *Proxy) find(addr string) *endpoint {
+	for _, e := range p.endpoints {
+		if e.addr == addr {
+			return e
+		}
+	}
+	return nil
+}
+
+// Terminating marks addr terminating, as the EndpointSlice controller does
+// when its pod is deleted: it is no longer ready, so new connections go to
+// it only when no endpoint is ready and it is still serving.
+func (p *Proxy) Terminating(addr string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if e := p.find(addr); e != nil {
+		e.terminating = true
+	}
+}
+
+// Serving sets addr's serving condition: its pod's readiness.
+func (p *Proxy) Serving(addr string, serving bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if e := p.find(addr); e != nil {
+		e.serving = serving
 	}
 }
 
@@ -67,14 +114,36 @@ func (p *Proxy) Add(addr string) {
 func (p *Proxy) Remove(addr string) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.endpoints = slices.DeleteFunc(p.endpoints, func(e string) bool { return e == addr })
+	p.endpoints = slices.DeleteFunc(p.endpoints, func(e *endpoint) bool { return e.addr == addr })
 }
 
-// Endpoints returns the current endpoints.
+// Endpoints returns the ready endpoints.
 func (p *Proxy) Endpoints() []string {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return slices.Clone(p.endpoints)
+	var ready []string
+	for _, e := range p.endpoints {
+		if e.ready() {
+			ready = append(ready, e.addr)
+		}
+	}
+	return ready
+}
+
+// Dialed returns how many new connections the proxy has sent to addr.
+func (p *Proxy) Dialed(addr string) int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.dialed[addr]
+}
+
+// RefusedBy returns how many of the new connections sent to addr it
+// refused: sent to a listener that had closed, while the proxy still
+// thought it served.
+func (p *Proxy) RefusedBy(addr string) int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.closed[addr]
 }
 
 // Refused reports whether the connection a client made from local address
@@ -115,16 +184,34 @@ func (p *Proxy) serve() {
 	}
 }
 
-// pick chooses the endpoint for a new connection, round robin.
+// pick chooses the endpoint for a new connection, round robin among the
+// ready ones; when none is ready, among the ones that are terminating but
+// serving, as kube-proxy has done since Kubernetes 1.26 (KEP-1669), so
+// that a Service whose pods are all going away still answers while they
+// drain.
 func (p *Proxy) pick() (string, bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if len(p.endpoints) == 0 {
+	var candidates []string
+	for _, e := range p.endpoints {
+		if e.ready() {
+			candidates = append(candidates, e.addr)
+		}
+	}
+	if len(candidates) == 0 {
+		for _, e := range p.endpoints {
+			if e.serving && e.terminating {
+				candidates = append(candidates, e.addr)
+			}
+		}
+	}
+	if len(candidates) == 0 {
 		return "", false
 	}
-	p.next %= len(p.endpoints)
-	e := p.endpoints[p.next]
+	p.next %= len(candidates)
+	e := candidates[p.next]
 	p.next++
+	p.dialed[e]++
 	return e, true
 }
 
@@ -150,6 +237,9 @@ func (p *Proxy) handle(client *net.TCPConn) {
 	if err != nil {
 		p.mu.Lock()
 		p.refused[client.RemoteAddr().String()] = true
+		if ok {
+			p.closed[endpoint]++
+		}
 		p.mu.Unlock()
 		reset(client)
 		return

@@ -113,11 +113,74 @@ func TestProxy(t *testing.T) {
 	}
 
 	p.Remove(b)
-	c := dial(t, p)
-	if _, err := c.say("anyone?"); err == nil {
+	// The reset can reach the client before its connect returns, so the
+	// dial itself may fail; then the refusal is the one recorded.
+	c, err := net.Dial("tcp", p.Addr())
+	if err != nil {
+		p.mu.Lock()
+		n := len(p.refused)
+		p.mu.Unlock()
+		if n != 1 {
+			t.Errorf("the dial failed (%v) and %d refusals were recorded, want 1", err, n)
+		}
+		return
+	}
+	defer c.Close()
+	if _, err := (&client{c, bufio.NewReader(c)}).say("anyone?"); err == nil {
 		t.Error("a connection with no endpoint was answered")
 	}
 	if !p.Refused(c.LocalAddr().String()) {
 		t.Error("a connection with no endpoint was not counted as refused")
+	}
+}
+
+// TestProxyTerminatingEndpoints: a terminating endpoint is not ready, so
+// new connections skip it while another is ready; when none is ready they
+// fall back to the terminating ones still serving (KEP-1669), and only
+// when none of those is left is a new connection refused.
+func TestProxyTerminatingEndpoints(t *testing.T) {
+	p, err := NewProxy()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	a, b := backend(t, "a"), backend(t, "b")
+	p.Add(a)
+	p.Add(b)
+	answers := func(n int) string {
+		got := ""
+		for range n {
+			c := dial(t, p)
+			answer, err := c.say("hi")
+			if err != nil {
+				got += "-"
+				continue
+			}
+			got += answer[:1]
+		}
+		return got
+	}
+	p.Terminating(a)
+	if got := answers(2); got != "bb" {
+		t.Errorf("a terminating, b ready: new connections went to %q, want bb", got)
+	}
+	p.Terminating(b)
+	if got := answers(2); got != "ab" && got != "ba" {
+		t.Errorf("both terminating and serving: new connections went to %q, want one to each", got)
+	}
+	p.Serving(a, false)
+	if got := answers(2); got != "bb" {
+		t.Errorf("both terminating, only b serving: new connections went to %q, want bb", got)
+	}
+	if n := p.Dialed(b); n != 5 {
+		t.Errorf("b was sent %d new connections, want 5", n)
+	}
+	p.Serving(b, false)
+	c, err := net.Dial("tcp", p.Addr())
+	if err == nil {
+		defer c.Close()
+		if _, err := (&client{c, bufio.NewReader(c)}).say("anyone?"); err == nil {
+			t.Error("a connection with no serving endpoint was answered")
+		}
 	}
 }
