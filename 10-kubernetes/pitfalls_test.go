@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -51,10 +52,21 @@ func TestShellFormEntrypoint(t *testing.T) {
 			if err := os.WriteFile(script, []byte("#!/bin/sh\n"+c.entrypoint+"\n"), 0o755); err != nil {
 				t.Fatal(err)
 			}
-			cmd := demotest.Command("-drain-delay=0s")
-			cmd.Env = append(cmd.Env, "PROGRAM="+cmd.Path)
-			cmd.Path, cmd.Args[0] = script, script
-			p, err := proc.Start(demotest.FreeAddr(t), cmd)
+			var p *proc.Process
+			var err error
+			for range 100 {
+				cmd := demotest.Command("-drain-delay=0s")
+				cmd.Env = append(cmd.Env, "PROGRAM="+cmd.Path)
+				cmd.Path, cmd.Args[0] = script, script
+				p, err = proc.Start(demotest.FreeAddr(t), cmd)
+				// A file just written can be "busy" for a moment: a process
+				// forked meanwhile by another test holds the writer's
+				// descriptor until it execs (golang.org/issue/22315).
+				if !errors.Is(err, syscall.ETXTBSY) {
+					break
+				}
+				time.Sleep(10 * time.Millisecond) // until that child has exec'd
+			}
 			if err != nil {
 				t.Fatal(err)
 			}

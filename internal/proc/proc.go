@@ -13,6 +13,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -35,37 +36,80 @@ const EventTimeout = 30 * time.Second
 // The port comes from below the kernel's ephemeral range (32768-60999 on
 // Linux, 49152-65535 on macOS), where client connections and ":0"
 // listeners get theirs, so that no parallel test's dial or port-in-use
-// listener can take it between now and the program's bind. A process
-// (a test binary, the lab) starts at a random port and never hands out the
-// same one twice.
+// listener can take it between now and the program's bind.
+//
+// Several processes hand out ports at once (go test runs four packages'
+// test binaries, and the lab may run beside them), and two that checked
+// the same free port would both give it to a program: one of them then
+// fails to listen, or a test talks to another package's server. So each
+// process first claims a block of ports of its own, by holding an flock on
+// a file named after the block in the temporary folder, for as long as it
+// lives (the kernel lets go of it when the process ends, however it ends),
+// and never hands out the same port twice.
 func FreeAddr() (string, error) {
-	const low, high = 20000, 32768
 	freePorts.Lock()
 	defer freePorts.Unlock()
-	if freePorts.next == 0 {
-		freePorts.next = low + rand.IntN(high-low)
-	}
-	for range high - low {
-		port := freePorts.next
-		if freePorts.next++; freePorts.next == high {
-			freePorts.next = low
+	for range portsHigh - portsLow {
+		if freePorts.next == freePorts.end {
+			if err := claimBlock(); err != nil {
+				return "", err
+			}
 		}
+		port := freePorts.next
+		freePorts.next++
 		ln, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
 		if err != nil {
-			continue // taken: try the next one
+			continue // taken by something else: try the next one
 		}
 		addr := ln.Addr().String()
 		ln.Close()
 		return addr, nil
 	}
-	return "", fmt.Errorf("no free loopback port from %d to %d", low, high-1)
+	return "", fmt.Errorf("no free loopback port from %d to %d", portsLow, portsHigh-1)
 }
 
-// freePorts is the next port FreeAddr tries.
+// The ports FreeAddr hands out, in blocks of portsBlock.
+const portsLow, portsHigh, portsBlock = 20000, 32700, 100
+
+// freePorts is the block this process holds: the next port FreeAddr tries,
+// and the end of the block.
 var freePorts struct {
 	sync.Mutex
-	next int
+	next, end int
+	tried     int // blocks tried so far, from a random first one
+	first     int
 }
+
+// claimBlock takes the next block that no other process holds.
+func claimBlock() error {
+	blocks := (portsHigh - portsLow) / portsBlock
+	if freePorts.tried == 0 {
+		freePorts.first = rand.IntN(blocks)
+	}
+	dir := filepath.Join(os.TempDir(), "gracefulgo-ports")
+	if err := os.MkdirAll(dir, 0o777); err != nil {
+		return fmt.Errorf("the port blocks' folder: %w", err)
+	}
+	for ; freePorts.tried < blocks; freePorts.tried++ {
+		b := (freePorts.first + freePorts.tried) % blocks
+		f, err := os.OpenFile(filepath.Join(dir, fmt.Sprintf("block-%d", b)), os.O_CREATE|os.O_RDWR, 0o666)
+		if err != nil {
+			return fmt.Errorf("a port block's lock file: %w", err)
+		}
+		if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+			f.Close() // another process holds this block
+			continue
+		}
+		heldBlocks = append(heldBlocks, f) // held until the process ends
+		freePorts.tried++
+		freePorts.next, freePorts.end = portsLow+b*portsBlock, portsLow+(b+1)*portsBlock
+		return nil
+	}
+	return fmt.Errorf("every block of loopback ports from %d to %d is held by another process", portsLow, portsHigh-1)
+}
+
+// heldBlocks keeps the lock files open, and so their locks held.
+var heldBlocks []*os.File
 
 // Process is a running program.
 type Process struct {

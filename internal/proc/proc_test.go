@@ -1,9 +1,12 @@
 package proc
 
 import (
+	"errors"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -131,5 +134,34 @@ func TestStartPutsAddrAfterTheRole(t *testing.T) {
 			t.Errorf("Start(%q, %q) ran the program with %q, want %q", c.addr, c.args, got, c.want)
 		}
 		p.Kill()
+	}
+}
+
+// FreeAddr hands out each port once, from blocks this process holds locked,
+// so that another test binary handing out ports at the same time cannot
+// give a program the same one.
+func TestFreeAddrHoldsItsBlocks(t *testing.T) {
+	seen := map[string]bool{}
+	for range 2*portsBlock + 1 { // three blocks at least
+		addr, err := FreeAddr()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if seen[addr] {
+			t.Fatalf("%s handed out twice", addr)
+		}
+		seen[addr] = true
+		_, p, _ := net.SplitHostPort(addr)
+		port, _ := strconv.Atoi(p)
+		b := (port - portsLow) / portsBlock
+		f, err := os.OpenFile(filepath.Join(os.TempDir(), "gracefulgo-ports", fmt.Sprintf("block-%d", b)), os.O_RDWR, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
+		f.Close()
+		if !errors.Is(err, syscall.EWOULDBLOCK) {
+			t.Fatalf("port %d's block %d could be locked again (%v): another process could hand out the same ports", port, b, err)
+		}
 	}
 }
