@@ -101,24 +101,22 @@ func literal(nameIndex byte, value string) []byte {
 // the way, as a client must for the server to carry on.
 func (c *rawH2) next(t *testing.T) frame {
 	t.Helper()
-	for {
-		var h [9]byte
-		if _, err := io.ReadFull(c.r, h[:]); err != nil {
-			t.Fatalf("read frame: %v", err)
-		}
-		f := frame{Type: h[3], Flags: h[4], Stream: binary.BigEndian.Uint32(h[5:]) & 0x7fffffff}
-		f.Payload = make([]byte, int(h[0])<<16|int(h[1])<<8|int(h[2]))
-		if _, err := io.ReadFull(c.r, f.Payload); err != nil {
-			t.Fatalf("read frame payload: %v", err)
-		}
-		switch {
-		case f.Type == frameSettings && f.Flags&flagAck == 0:
-			c.write(t, frameSettings, flagAck, 0, nil)
-		case f.Type == framePing && f.Flags&flagAck == 0:
-			c.write(t, framePing, flagAck, 0, f.Payload)
-		}
-		return f
+	var h [9]byte
+	if _, err := io.ReadFull(c.r, h[:]); err != nil {
+		t.Fatalf("read frame: %v", err)
 	}
+	f := frame{Type: h[3], Flags: h[4], Stream: binary.BigEndian.Uint32(h[5:]) & 0x7fffffff}
+	f.Payload = make([]byte, int(h[0])<<16|int(h[1])<<8|int(h[2]))
+	if _, err := io.ReadFull(c.r, f.Payload); err != nil {
+		t.Fatalf("read frame payload: %v", err)
+	}
+	switch {
+	case f.Type == frameSettings && f.Flags&flagAck == 0:
+		c.write(t, frameSettings, flagAck, 0, nil)
+	case f.Type == framePing && f.Flags&flagAck == 0:
+		c.write(t, framePing, flagAck, 0, f.Payload)
+	}
+	return f
 }
 
 // until reads frames until one of type typ, and returns it with the DATA

@@ -33,7 +33,7 @@ func TestClient(t *testing.T) {
 			conn.Close()
 		case "/reset":
 			conn, _, _ := w.(http.Hijacker).Hijack()
-			conn.(*net.TCPConn).SetLinger(0) // close with RST
+			_ = conn.(*net.TCPConn).SetLinger(0) // close with RST
 			conn.Close()
 		case "/busy":
 			http.Error(w, "busy", http.StatusServiceUnavailable)
