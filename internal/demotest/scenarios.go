@@ -351,7 +351,11 @@ func checkSecondSignal(t *testing.T, s Suite) error {
 // checkPortInUse: on a taken port the program exits 1 at once, and says
 // which address it could not listen on.
 func checkPortInUse(t *testing.T, s Suite) error {
-	const patience = EventTimeout // a hang bound: a passing run exits at once
+	// A passing run exits within moments; one that fails waits for a signal
+	// that never comes, and a step declared to fail this way costs the
+	// suite all of patience. Ten seconds is both a generous bound for the
+	// first and a short wait for the second.
+	const patience = 10 * time.Second
 	taken, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -383,7 +387,11 @@ func checkPortInUse(t *testing.T, s Suite) error {
 // must not serve without it: it exits 2 at once, naming the word, with the
 // usage, as the flag package does for an unknown flag.
 func checkStrayArgs(t *testing.T, s Suite) error {
-	const patience = EventTimeout // a hang bound: a passing run exits at once
+	// A passing run exits within moments; one that fails waits for a signal
+	// that never comes, and a step declared to fail this way costs the
+	// suite all of patience. Ten seconds is both a generous bound for the
+	// first and a short wait for the second.
+	const patience = 10 * time.Second
 	var args []string
 	if s.Args != nil {
 		args = s.Args(t)
