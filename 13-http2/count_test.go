@@ -14,6 +14,7 @@ import (
 // bad d is a 400 with one line that says why (and counts nothing), GET is
 // not allowed, and shutdown finished says how many were counted.
 func TestCountRoute(t *testing.T) {
+	t.Parallel()
 	p := demotest.Start(t)
 	h1, h2 := goClient(false, nil), goClient(true, nil)
 	for i, c := range []*http.Client{h1, h2} {

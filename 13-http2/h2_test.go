@@ -15,6 +15,7 @@ import (
 // A slow request over HTTP/2 in flight at SIGTERM gets its 200, and the
 // program exits 0: the drain of step 05, on an HTTP/2 stream.
 func TestHTTP2Drain(t *testing.T) {
+	t.Parallel()
 	p := demotest.Start(t)
 	c := goClient(true, nil)
 	type answer struct {
@@ -47,6 +48,7 @@ func TestHTTP2Drain(t *testing.T) {
 // a raw client: the last stream the server will process is the one in
 // flight, the error code NO_ERROR, and that stream's answer still follows.
 func TestGoAwayOnTheWire(t *testing.T) {
+	t.Parallel()
 	p := demotest.Start(t)
 	c := dialH2(t, p.Addr)
 	c.get(t, 1, "/slow?d=1s")
@@ -87,6 +89,7 @@ func TestGoAwayOnTheWire(t *testing.T) {
 //   - h2c: the GOAWAY came before the close; net/http sends it on a new
 //     connection, refused too.
 func TestKeepAliveRace(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name     string
 		args     []string
@@ -133,6 +136,7 @@ func TestKeepAliveRace(t *testing.T) {
 // without a key the race may or may not happen in a given run: its result
 // is logged, not asserted (TestKeepAliveRace asserts it).
 func TestPOSTLoadThroughSIGTERM(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name   string
 		args   []string

@@ -19,6 +19,7 @@ import (
 // on the port, which processes it too. Two processed, one answered: the
 // count runs ahead of the answers.
 func TestRetryLoopDoesTheWorkTwice(t *testing.T) {
+	t.Parallel()
 	first := demotest.Start(t, "-shutdown-timeout=100ms")
 	addr := first.Addr
 	c := goClient(false, nil)
@@ -70,6 +71,7 @@ func TestRetryLoopDoesTheWorkTwice(t *testing.T) {
 // the client gets a 502 for a POST that nobody processed (count=1), which
 // it cannot tell from one that was.
 func TestHTTP1ProxyBringsTheRaceBack(t *testing.T) {
+	t.Parallel()
 	p := demotest.Start(t)
 	var holder finHolder
 	backend := &url.URL{Scheme: "http", Host: p.Addr}
@@ -121,6 +123,7 @@ func TestHTTP1ProxyBringsTheRaceBack(t *testing.T) {
 // drain delay that answers Connection: close, as step 10's does, tells an
 // HTTP/2 client to go elsewhere too.
 func TestConnectionCloseBecomesGoAway(t *testing.T) {
+	t.Parallel()
 	srv := h2cServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Connection", "close")
 		w.Write([]byte("bye\n"))
@@ -139,6 +142,7 @@ func TestConnectionCloseBecomesGoAway(t *testing.T) {
 // 26303): its GOAWAY comes only when its next stream ends. The first
 // GOAWAY names stream 3, so none was sent while the connection was idle.
 func TestKeepAlivesDisabledOverHTTP2(t *testing.T) {
+	t.Parallel()
 	srv := h2cServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Write([]byte("hello\n"))
 	}))

@@ -320,10 +320,10 @@ func checkDeadline(t *testing.T, s Suite) error {
 // checkSecondSignal: a second SIGTERM during a long drain ends the program
 // at once, with a status other than 0. With a 20s deadline and a 20s
 // request, a swallowed second signal ends the program only after 20s, and
-// a working one in milliseconds: patience, half of it, tells the two apart
-// however busy the machine.
+// a working one in milliseconds: patience tells the two apart however busy
+// the machine, and is what a step declared to fail here costs the suite.
 func checkSecondSignal(t *testing.T, s Suite) error {
-	const patience = 10 * time.Second
+	const patience = 5 * time.Second
 	p := s.start(t, 20*time.Second)
 	resp := p.GetAsync("/slow?d=20s")
 	p.WaitLog("slow request started")
@@ -353,9 +353,10 @@ func checkSecondSignal(t *testing.T, s Suite) error {
 func checkPortInUse(t *testing.T, s Suite) error {
 	// A passing run exits within moments; one that fails waits for a signal
 	// that never comes, and a step declared to fail this way costs the
-	// suite all of patience. Ten seconds is both a generous bound for the
-	// first and a short wait for the second.
-	const patience = 10 * time.Second
+	// suite all of patience. Five seconds is both a generous bound for the
+	// first (it exits in milliseconds, under -race on a busy machine well
+	// within a second) and a short wait for the second.
+	const patience = 5 * time.Second
 	taken, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -389,9 +390,10 @@ func checkPortInUse(t *testing.T, s Suite) error {
 func checkStrayArgs(t *testing.T, s Suite) error {
 	// A passing run exits within moments; one that fails waits for a signal
 	// that never comes, and a step declared to fail this way costs the
-	// suite all of patience. Ten seconds is both a generous bound for the
-	// first and a short wait for the second.
-	const patience = 10 * time.Second
+	// suite all of patience. Five seconds is both a generous bound for the
+	// first (it exits in milliseconds, under -race on a busy machine well
+	// within a second) and a short wait for the second.
+	const patience = 5 * time.Second
 	var args []string
 	if s.Args != nil {
 		args = s.Args(t)
