@@ -11,8 +11,9 @@ import (
 // TestSnippetAsPrinted: a snippet that was never compiled. shogo82148's
 // post prints a program that calls fmt.Fprintf without importing fmt, and
 // registers a handler h that it never declares, on http.DefaultServeMux,
-// which its server does not serve. testdata holds the program exactly as
-// printed; the compiler must reject it for those two reasons, and no other.
+// which its server does not serve. testdata holds the post's import list
+// and its two lines that use fmt and h, quoted; the compiler must reject
+// it for those two reasons, and no other.
 func TestSnippetAsPrinted(t *testing.T) {
 	const dir = "./testdata/shogo82148-start-http-server"
 	build := exec.Command("go", "build", "-gcflags=-e", "-o", os.DevNull, dir)
