@@ -58,6 +58,15 @@ run- test- diff- demo-:
 # github.com/golangci/golangci-lint/v2/cmd/golangci-lint@vX.Y.Z, then
 # go -C tools mod tidy (not go mod tidy -modfile, which would take the
 # repository's packages for the tools module's).
+# Step 14's Go code is generated from its .proto by protoc with two plugins,
+# protoc-gen-go and protoc-gen-go-grpc, pinned in tools/go.mod and built by
+# go tool. The generated code is committed, so make test needs no protoc;
+# 14-grpc's TestGeneratedCodeIsCurrent runs this same script into a
+# temporary folder and fails when the committed code is stale.
+.PHONY: generate
+generate: ## regenerate step 14's gRPC code from 14-grpc/slow.proto (needs protoc: apt-get install protobuf-compiler libprotobuf-dev)
+	sh tools/protoc.sh 14-grpc/slowpb
+
 .PHONY: lint
 lint: ## golangci-lint: govet, staticcheck, errcheck, gosec's server timeouts (.golangci.yml)
 	go tool -modfile=tools/go.mod golangci-lint run ./...
