@@ -1,0 +1,296 @@
+package main
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+	"net"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/resolver"
+	"google.golang.org/grpc/resolver/manual"
+	"google.golang.org/grpc/stats"
+	"google.golang.org/grpc/status"
+
+	"github.com/gracefulgo/walkthrough/internal/demotest"
+)
+
+// HTTP/2 frame types (RFC 9113, section 6) the tests look for.
+const (
+	frameHeaders = 0x1
+	frameGoAway  = 0x7
+)
+
+// TestGoAwayRetriedElsewhere makes the race that GOAWAY exists for, and
+// shows what a grpc-go client does with it. A client balances over two
+// servers, A and B, on one ClientConn. Its connection to A holds back what
+// the client writes, so an RPC the client started on A has not reached A
+// when A gets SIGTERM. GracefulStop sends a first GOAWAY (last stream
+// 2^31-1) and a PING; the client's answer is held back too, so after 5 s
+// A sends the second GOAWAY, naming the last stream it will process,
+// which is before that RPC. The client then knows that A never saw it,
+// and retries it by itself (a transparent retry: stream.go, shouldRetry,
+// "First attempt, stream unprocessed") on B. The caller sees an answer,
+// not an error; A exits 0 and never ran it; the two counts of answered
+// calls add up to the answers the client got.
+func TestGoAwayRetriedElsewhere(t *testing.T) {
+	t.Parallel()
+	a, b := demotest.Start(t), demotest.Start(t)
+	pidOf := map[string]string{
+		fmt.Sprintf("pid %d)", a.Pid()): "A",
+		fmt.Sprintf("pid %d)", b.Pid()): "B",
+	}
+	answeredBy := func(body string) string {
+		for pid, name := range pidOf {
+			if strings.HasSuffix(body, pid) {
+				return name
+			}
+		}
+		return "nobody"
+	}
+
+	var mu sync.Mutex
+	conns := map[string]*heldConn{} // the latest connection to each address
+	dialer := func(ctx context.Context, addr string) (net.Conn, error) {
+		c, err := new(net.Dialer).DialContext(ctx, "tcp", addr)
+		if err != nil {
+			return nil, err
+		}
+		h := newHeldConn(c)
+		mu.Lock()
+		conns[addr] = h
+		mu.Unlock()
+		return h, nil
+	}
+	r := manual.NewBuilderWithScheme("twoservers")
+	r.InitialState(resolver.State{Addresses: []resolver.Address{{Addr: a.Addr}, {Addr: b.Addr}}})
+	var retries retryCounter
+	_, client := dial(t, r.Scheme()+":///step14",
+		grpc.WithResolvers(r),
+		grpc.WithDefaultServiceConfig(`{"loadBalancingConfig": [{"round_robin": {}}]}`),
+		grpc.WithContextDialer(dialer),
+		grpc.WithStatsHandler(&retries))
+
+	// Round robin sends calls to each server in turn once it is connected
+	// to both: call until both have answered.
+	answers := map[string]int{}
+	for answers["A"] == 0 || answers["B"] == 0 {
+		body, err := sleep(t, client, 0)
+		if err != nil {
+			t.Fatalf("Sleep(0) before the signal: %v", err)
+		}
+		answers[answeredBy(body)]++
+		if answers["nobody"] > 0 || answers["A"]+answers["B"] > 100 {
+			t.Fatalf("answers %v: want both servers answering", answers)
+		}
+	}
+
+	// From now on the connection to A delivers nothing the client writes.
+	mu.Lock()
+	toA := conns[a.Addr]
+	mu.Unlock()
+	toA.holdWrites()
+	// Call until one call's HEADERS frame is held back on A's connection;
+	// the calls that went to B meanwhile are answered.
+	type result struct {
+		body string
+		err  error
+	}
+	pending := make(chan result, 1)
+	for held := false; !held; {
+		go func() {
+			body, err := sleep(t, client, 0)
+			pending <- result{body, err}
+		}()
+		select {
+		case <-toA.heldHeaders:
+			held = true
+		case res := <-pending:
+			if res.err != nil {
+				t.Fatalf("Sleep(0) while A's connection holds back: %v", res.err)
+			}
+			answers[answeredBy(res.body)]++
+		}
+	}
+
+	a.Signal(syscall.SIGTERM)
+	// The first GOAWAY says "2^31-1"; the second, sent when A has given
+	// up on the PING's answer (5 s: internal/transport/http2_server.go,
+	// outgoingGoAwayHandler), names the last stream A will process.
+	for second := false; !second; {
+		select {
+		case last := <-toA.goAways:
+			second = last != 1<<31-1
+			t.Logf("GOAWAY from A: last stream %d", last)
+		case <-toA.readFailed:
+			t.Fatal("A closed the connection without a second GOAWAY: the client cannot know whether A ran the held call")
+		case <-time.After(demotest.EventTimeout):
+			t.Fatalf("no second GOAWAY from A within %v of SIGTERM", demotest.EventTimeout)
+		}
+	}
+	var res result
+	select {
+	case res = <-pending:
+	case <-time.After(demotest.EventTimeout):
+		t.Fatal("the held call got no answer after A's second GOAWAY")
+	}
+	toA.release()
+	if res.err != nil {
+		t.Fatalf("the call caught in A's shutdown failed: %v (code %v); want it retried on B", res.err, status.Code(res.err))
+	}
+	if by := answeredBy(res.body); by != "B" {
+		t.Errorf("the call caught in A's shutdown was answered by %s, want B", by)
+	}
+	answers[answeredBy(res.body)]++
+	if n := retries.transparent.Load(); n < 1 {
+		t.Errorf("%d transparent retries seen by the stats handler, want at least 1", n)
+	}
+
+	if e := a.WaitExit(); e.Code != 0 {
+		t.Errorf("A: %v, want exit status 0", e)
+	}
+	b.Signal(syscall.SIGTERM)
+	if e := b.WaitExit(); e.Code != 0 {
+		t.Errorf("B: %v, want exit status 0", e)
+	}
+	// What each server says it answered is what the client got from it:
+	// the held call was not run on A, and not run twice.
+	for name, p := range map[string]*demotest.Process{"A": a, "B": b} {
+		line, ok := p.Logged("shutdown finished")
+		if !ok {
+			t.Errorf("%s did not log shutdown finished", name)
+			continue
+		}
+		if got, want := line.Attr("sleeps"), fmt.Sprint(answers[name]); got != want {
+			t.Errorf("%s answered sleeps=%s, but the client got %s answers from it", name, got, want)
+		}
+	}
+	if n := a.Count("sleep started"); n != answers["A"] {
+		t.Errorf("A started %d calls, answered %d: it ran the held call", n, answers["A"])
+	}
+	t.Logf("answers %v, transparent retries %d", answers, retries.transparent.Load())
+}
+
+// retryCounter is a client stats handler that counts the attempts grpc-go
+// starts as transparent retries.
+type retryCounter struct{ transparent atomic.Int64 }
+
+func (r *retryCounter) TagRPC(ctx context.Context, _ *stats.RPCTagInfo) context.Context { return ctx }
+func (r *retryCounter) TagConn(ctx context.Context, _ *stats.ConnTagInfo) context.Context {
+	return ctx
+}
+func (r *retryCounter) HandleConn(context.Context, stats.ConnStats) {}
+func (r *retryCounter) HandleRPC(_ context.Context, s stats.RPCStats) {
+	if begin, ok := s.(*stats.Begin); ok && begin.IsTransparentRetryAttempt {
+		r.transparent.Add(1)
+	}
+}
+
+// heldConn is a client's connection that can hold back what the client
+// writes, as a slow network would, while it reads on. It reads the HTTP/2
+// frames going each way: it reports a HEADERS frame held back (a call that
+// has not left the client) and every GOAWAY read (its last stream id).
+type heldConn struct {
+	net.Conn
+	heldHeaders chan struct{}
+	goAways     chan uint32
+	readFailed  chan struct{} // closed when a Read fails: the server closed the connection
+	failOnce    sync.Once
+
+	mu      sync.Mutex
+	holding bool
+	held    []byte
+	written frames // what the client writes, after its 24-byte preface
+	read    frames
+}
+
+func newHeldConn(c net.Conn) *heldConn {
+	return &heldConn{
+		Conn:        c,
+		heldHeaders: make(chan struct{}, 1),
+		goAways:     make(chan uint32, 4),
+		readFailed:  make(chan struct{}),
+		written:     frames{skip: len("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")},
+	}
+}
+
+func (c *heldConn) holdWrites() {
+	c.mu.Lock()
+	c.holding = true
+	c.mu.Unlock()
+}
+
+// release sends what was held back, and lets later writes through.
+func (c *heldConn) release() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.holding = false
+	c.Conn.Write(c.held) // the server may have closed: its answer does not matter
+	c.held = nil
+}
+
+func (c *heldConn) Write(p []byte) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.holding {
+		c.written.scan(p, nil)
+		return c.Conn.Write(p)
+	}
+	c.held = append(c.held, p...)
+	c.written.scan(p, func(typ byte, _ []byte) {
+		if typ == frameHeaders {
+			select {
+			case c.heldHeaders <- struct{}{}:
+			default:
+			}
+		}
+	})
+	return len(p), nil
+}
+
+func (c *heldConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	c.mu.Lock()
+	c.read.scan(p[:n], func(typ byte, payload []byte) {
+		if typ == frameGoAway && len(payload) >= 4 {
+			select {
+			case c.goAways <- binary.BigEndian.Uint32(payload) & (1<<31 - 1):
+			default:
+			}
+		}
+	})
+	c.mu.Unlock()
+	if err != nil {
+		c.failOnce.Do(func() { close(c.readFailed) })
+	}
+	return n, err
+}
+
+// frames cuts a byte stream into HTTP/2 frames: a 9-byte header (length,
+// type, flags, stream id), then the payload.
+type frames struct {
+	skip    int // bytes to pass over first
+	pending []byte
+}
+
+func (f *frames) scan(p []byte, frame func(typ byte, payload []byte)) {
+	n := min(f.skip, len(p))
+	f.skip -= n
+	f.pending = append(f.pending, p[n:]...)
+	for len(f.pending) >= 9 {
+		length := int(f.pending[0])<<16 | int(f.pending[1])<<8 | int(f.pending[2])
+		if len(f.pending) < 9+length {
+			return
+		}
+		if frame != nil {
+			frame(f.pending[3], f.pending[9:9+length])
+		}
+		f.pending = append([]byte(nil), f.pending[9+length:]...)
+	}
+}
