@@ -10,7 +10,7 @@ import (
 )
 
 // healthServer is grpc-go's health service with one change: its Watch
-// streams end when the drain begins.
+// streams end when the drain begins, and say NOT_SERVING before they do.
 //
 // health.Server's Watch sends every status change, NOT_SERVING included,
 // and returns only when its stream's context is done, that is, when the
@@ -28,17 +28,35 @@ func (h *healthServer) Watch(in *healthpb.HealthCheckRequest, stream healthpb.He
 	ctx, cancel := context.WithCancel(stream.Context())
 	defer cancel()
 	defer context.AfterFunc(h.draining, cancel)()
-	err := h.Server.Watch(in, watchStream{stream, ctx})
-	if h.draining.Err() != nil && stream.Context().Err() == nil {
-		return status.Error(codes.Unavailable, shuttingDown)
+	watch := &watchStream{Health_WatchServer: stream, ctx: ctx, last: -1}
+	err := h.Server.Watch(in, watch)
+	if h.draining.Err() == nil || stream.Context().Err() != nil {
+		return err // the client went away
 	}
-	return err
+	// health.Server's Watch waits in a select for a status change or its
+	// context's end, and Go picks at random when both are ready, as they
+	// can be when the drain follows SIGTERM at once (-drain-delay=0s): the
+	// NOT_SERVING that Shutdown set may not have been sent. Send it now,
+	// so that every watcher hears it before the stream ends.
+	if now, err := h.Server.Check(stream.Context(), in); err == nil && now.Status != watch.last {
+		if err := stream.Send(now); err != nil {
+			return err
+		}
+	}
+	return status.Error(codes.Unavailable, shuttingDown)
 }
 
-// watchStream is a Watch stream with another context.
+// watchStream is a Watch stream with another context, which remembers the
+// last status it sent.
 type watchStream struct {
 	healthpb.Health_WatchServer
-	ctx context.Context
+	ctx  context.Context
+	last healthpb.HealthCheckResponse_ServingStatus
 }
 
-func (w watchStream) Context() context.Context { return w.ctx }
+func (w *watchStream) Context() context.Context { return w.ctx }
+
+func (w *watchStream) Send(r *healthpb.HealthCheckResponse) error {
+	w.last = r.Status
+	return w.Health_WatchServer.Send(r)
+}
