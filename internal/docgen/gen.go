@@ -233,6 +233,12 @@ func (g *Generator) generate(kind, arg string) (string, error) {
 		fmt.Fprintf(&b, "[%s, %s, Go %s](https://github.com/golang/go/blob/%s/%s#L%d-L%d)\n",
 			file, lines, strings.TrimPrefix(version, "go"), version, file, start, end)
 		b.WriteString(fenced("go", text))
+	case "modsrc":
+		excerpt, err := g.modSource(arg)
+		if err != nil {
+			return "", err
+		}
+		b.WriteString(excerpt)
 	case "scenarios":
 		table, err := g.scenarioTable(arg)
 		if err != nil {
@@ -240,7 +246,7 @@ func (g *Generator) generate(kind, arg string) (string, error) {
 		}
 		b.WriteString(table)
 	default:
-		return "", fmt.Errorf("unknown directive gen:%s (want code, file, diff, gosrc or scenarios)", kind)
+		return "", fmt.Errorf("unknown directive gen:%s (want code, file, diff, gosrc, modsrc or scenarios)", kind)
 	}
 	return b.String(), nil
 }
