@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/resolver"
 	"google.golang.org/grpc/resolver/manual"
 	"google.golang.org/grpc/stats"
@@ -41,10 +42,49 @@ const (
 // calls add up to the answers the client got.
 func TestGoAwayRetriedElsewhere(t *testing.T) {
 	t.Parallel()
-	a, b := demotest.Start(t), demotest.Start(t)
-	pidOf := map[string]string{
-		fmt.Sprintf("pid %d)", a.Pid()): "A",
-		fmt.Sprintf("pid %d)", b.Pid()): "B",
+	res := goAwayRace(t, 2)
+	if res.err != nil {
+		t.Fatalf("the call caught in A's shutdown failed: %v (code %v); want it retried on B", res.err, status.Code(res.err))
+	}
+	if res.by != "B" {
+		t.Errorf("the call caught in A's shutdown was answered by %s, want B", res.by)
+	}
+}
+
+// TestGoAwayWithNowhereElse: the same race with A alone. The client
+// retries the call all the same, but A's listener is closed: the call
+// fails with UNAVAILABLE, and A never ran it, which the client can know
+// (the GOAWAY said so) and a caller can act on.
+func TestGoAwayWithNowhereElse(t *testing.T) {
+	t.Parallel()
+	res := goAwayRace(t, 1)
+	if code := status.Code(res.err); code != codes.Unavailable {
+		t.Errorf("the call caught in A's shutdown, with no other server: %v (code %v), want UNAVAILABLE", res.err, code)
+	}
+}
+
+// raceResult is what became of the call caught in A's shutdown.
+type raceResult struct {
+	by  string // "A", "B"
+	err error
+}
+
+// goAwayRace runs the race with 1 server (A) or 2 (A and B), checks what
+// holds either way (a transparent retry, the counts, exit 0), and returns
+// what became of the call caught in A's shutdown.
+func goAwayRace(t *testing.T, servers int) raceResult {
+	procs := map[string]*demotest.Process{"A": demotest.Start(t)}
+	if servers == 2 {
+		procs["B"] = demotest.Start(t)
+	}
+	a := procs["A"]
+	var addrs []resolver.Address
+	pidOf := map[string]string{}
+	for _, name := range []string{"A", "B"} {
+		if p, ok := procs[name]; ok {
+			addrs = append(addrs, resolver.Address{Addr: p.Addr})
+			pidOf[fmt.Sprintf("pid %d)", p.Pid())] = name
+		}
 	}
 	answeredBy := func(body string) string {
 		for pid, name := range pidOf {
@@ -68,8 +108,8 @@ func TestGoAwayRetriedElsewhere(t *testing.T) {
 		mu.Unlock()
 		return h, nil
 	}
-	r := manual.NewBuilderWithScheme("twoservers")
-	r.InitialState(resolver.State{Addresses: []resolver.Address{{Addr: a.Addr}, {Addr: b.Addr}}})
+	r := manual.NewBuilderWithScheme("servers")
+	r.InitialState(resolver.State{Addresses: addrs})
 	var retries retryCounter
 	_, client := dial(t, r.Scheme()+":///step14",
 		grpc.WithResolvers(r),
@@ -78,16 +118,16 @@ func TestGoAwayRetriedElsewhere(t *testing.T) {
 		grpc.WithStatsHandler(&retries))
 
 	// Round robin sends calls to each server in turn once it is connected
-	// to both: call until both have answered.
+	// to all: call until each has answered.
 	answers := map[string]int{}
-	for answers["A"] == 0 || answers["B"] == 0 {
+	for len(answers) < servers {
 		body, err := sleep(t, client, 0)
 		if err != nil {
 			t.Fatalf("Sleep(0) before the signal: %v", err)
 		}
 		answers[answeredBy(body)]++
 		if answers["nobody"] > 0 || answers["A"]+answers["B"] > 100 {
-			t.Fatalf("answers %v: want both servers answering", answers)
+			t.Fatalf("answers %v: want every server answering", answers)
 		}
 	}
 
@@ -134,20 +174,16 @@ func TestGoAwayRetriedElsewhere(t *testing.T) {
 			t.Fatalf("no second GOAWAY from A within %v of SIGTERM", demotest.EventTimeout)
 		}
 	}
-	var res result
+	var caught result
 	select {
-	case res = <-pending:
+	case caught = <-pending:
 	case <-time.After(demotest.EventTimeout):
 		t.Fatal("the held call got no answer after A's second GOAWAY")
 	}
 	toA.release()
-	if res.err != nil {
-		t.Fatalf("the call caught in A's shutdown failed: %v (code %v); want it retried on B", res.err, status.Code(res.err))
+	if caught.err == nil {
+		answers[answeredBy(caught.body)]++
 	}
-	if by := answeredBy(res.body); by != "B" {
-		t.Errorf("the call caught in A's shutdown was answered by %s, want B", by)
-	}
-	answers[answeredBy(res.body)]++
 	if n := retries.transparent.Load(); n < 1 {
 		t.Errorf("%d transparent retries seen by the stats handler, want at least 1", n)
 	}
@@ -155,13 +191,15 @@ func TestGoAwayRetriedElsewhere(t *testing.T) {
 	if e := a.WaitExit(); e.Code != 0 {
 		t.Errorf("A: %v, want exit status 0", e)
 	}
-	b.Signal(syscall.SIGTERM)
-	if e := b.WaitExit(); e.Code != 0 {
-		t.Errorf("B: %v, want exit status 0", e)
+	if b, ok := procs["B"]; ok {
+		b.Signal(syscall.SIGTERM)
+		if e := b.WaitExit(); e.Code != 0 {
+			t.Errorf("B: %v, want exit status 0", e)
+		}
 	}
 	// What each server says it answered is what the client got from it:
 	// the held call was not run on A, and not run twice.
-	for name, p := range map[string]*demotest.Process{"A": a, "B": b} {
+	for name, p := range procs {
 		line, ok := p.Logged("shutdown finished")
 		if !ok {
 			t.Errorf("%s did not log shutdown finished", name)
@@ -174,7 +212,12 @@ func TestGoAwayRetriedElsewhere(t *testing.T) {
 	if n := a.Count("sleep started"); n != answers["A"] {
 		t.Errorf("A started %d calls, answered %d: it ran the held call", n, answers["A"])
 	}
-	t.Logf("answers %v, transparent retries %d", answers, retries.transparent.Load())
+	t.Logf("answers %v, transparent retries %d, the held call: %q, %v", answers, retries.transparent.Load(), caught.body, caught.err)
+	by := ""
+	if caught.err == nil {
+		by = answeredBy(caught.body)
+	}
+	return raceResult{by: by, err: caught.err}
 }
 
 // retryCounter is a client stats handler that counts the attempts grpc-go
