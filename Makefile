@@ -104,10 +104,12 @@ diff_base_09 := 06
 diff_base_10 := 05
 diff_base_11 := 05
 diff_base_12 := 05
-# 13 serves step 05 over HTTP/2 too.
+# 13 serves step 05 over HTTP/2 too; 14 is step 05's shutdown in grpc-go's
+# words, with step 10's drain delay and step 11's streams.
 diff_base_13 := 05
+diff_base_14 := 05
 
-diff-%: ## show what changed in main.go since the step NN builds on (the one before; 05 for 07, 08, 10, 11, 12 and 13; 06 for 09)
+diff-%: ## show what changed in main.go since the step NN builds on (the one before; 05 for 07, 08, 10, 11, 12, 13 and 14; 06 for 09)
 	$(need_step)
 	@prev=$(if $(diff_base_$(call step_num,$*)),$(call step_dir,$(diff_base_$(call step_num,$*))),$$(printf '%s\n' $(STEPS) | grep -B1 -x '$(call step_dir,$*)' | head -n 1)); \
 	if [ "$$prev" = "$(call step_dir,$*)" ]; then echo "$(call step_dir,$*) is the first step"; exit 0; fi; \
