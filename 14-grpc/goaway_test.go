@@ -274,7 +274,7 @@ func (c *heldConn) release() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.holding = false
-	c.Conn.Write(c.held) // the server may have closed: its answer does not matter
+	_, _ = c.Conn.Write(c.held) // the server may have closed: it does not matter
 	c.held = nil
 }
 

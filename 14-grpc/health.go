@@ -38,7 +38,7 @@ func (h *healthServer) Watch(in *healthpb.HealthCheckRequest, stream healthpb.He
 	// can be when the drain follows SIGTERM at once (-drain-delay=0s): the
 	// NOT_SERVING that Shutdown set may not have been sent. Send it now,
 	// so that every watcher hears it before the stream ends.
-	if now, err := h.Server.Check(stream.Context(), in); err == nil && now.Status != watch.last {
+	if now, err := h.Check(stream.Context(), in); err == nil && now.Status != watch.last {
 		if err := stream.Send(now); err != nil {
 			return err
 		}
