@@ -110,6 +110,13 @@ func drainSession(s *demotest.Session) {
 		return
 	}
 	s.Expect("ticks started")
+	for range 2 {
+		if _, err := ticks.Recv(); err != nil {
+			s.As("ticks", describe(err))
+			return
+		}
+	}
+	s.As("ticks", "2 ticks received")
 	s.Note("Another calls Sleep for 1s.")
 	s.As("sleep", "Slow/Sleep 1s")
 	slept := make(chan string, 1)
