@@ -404,8 +404,8 @@ func grpcDrain(s *step, load grpcLoad, run *grpcRun, keep bool) error {
 // GRPCAbout describes the scenario, for the doc.
 func (r *report) GRPCAbout() string {
 	l := r.GRPCLoad
-	return fmt.Sprintf("%d clients call `walkthrough.v1.Slow/Sleep` in a loop, each sleep 0 to %s at random, with `cc.Invoke` on grpc-go's `ClientConn` and no retry of their own (no retry policy either: the only retries are grpc-go's transparent ones), round_robin over the addresses a manual resolver lists. Once %d calls have been answered, SIGTERM to the first backend. With one backend, each client stops at its first failure: there is nowhere else to go. With two, the clients go on until %d more have been answered after the first backend exited; then they stop, and the second backend gets SIGTERM too, so that its `shutdown finished` line gives its `sleeps=`. %d runs (drains) per row, summed.",
-		l.Clients, l.MaxSleep, l.Before, l.After, l.Drains)
+	return fmt.Sprintf("%d clients call `walkthrough.v1.Slow/Sleep` in a loop, each sleep 0 to %s at random, with `cc.Invoke` on grpc-go's `ClientConn` and no retry of their own (no retry policy either: the only retries are grpc-go's transparent ones), round_robin over the addresses a manual resolver lists. Once %d calls have been answered, SIGTERM to the first backend. With one backend, each client stops at its first failure: there is nowhere else to go. With two, the clients go on until %d more have been answered after the first backend exited; then they stop, and the second backend gets SIGTERM too, so that its `shutdown finished` line gives its `sleeps=`. %d %s per row, summed.",
+		l.Clients, l.MaxSleep, l.Before, l.After, l.Drains, plural(l.Drains, "run (drain)", "runs (drains)"))
 }
 
 // GRPCTable is the scenario's table, for the doc; empty if it did not run.
@@ -492,6 +492,17 @@ func (r *report) GRPCFailedWithTwo() int {
 	for _, run := range r.GRPC {
 		if run.Case.Backends > 1 {
 			n += run.Sent - run.OK
+		}
+	}
+	return n
+}
+
+// GRPCLostWithOne is how many answers were lost with one backend.
+func (r *report) GRPCLostWithOne() int {
+	n := 0
+	for _, run := range r.GRPC {
+		if run.Case.Backends == 1 {
+			n += run.Processed() - run.OK
 		}
 	}
 	return n
@@ -612,4 +623,56 @@ func (r *report) writeGRPCSVG(dir string) error {
 		return err
 	}
 	return os.WriteFile(filepath.Join(dir, "grpc.txt"), []byte(r.GRPCText()), 0o644)
+}
+
+// GRPCRetriedWithTwo is how many calls grpc-go sent again transparently,
+// over every row with two backends.
+func (r *report) GRPCRetriedWithTwo() int {
+	n := 0
+	for _, run := range r.GRPC {
+		if run.Case.Backends > 1 {
+			n += run.Retried
+		}
+	}
+	return n
+}
+
+// GRPCFailedWithOne is how many calls failed with one backend, and
+// GRPCRefusedWithOne how many of those failed on a refused dial, the
+// client's first call after the listener had closed.
+func (r *report) GRPCFailedWithOne() int {
+	n := 0
+	for _, run := range r.GRPC {
+		if run.Case.Backends == 1 {
+			n += run.Sent - run.OK
+		}
+	}
+	return n
+}
+
+func (r *report) GRPCRefusedWithOne() int {
+	n := 0
+	for _, run := range r.GRPC {
+		if run.Case.Backends == 1 {
+			for m, k := range run.Messages {
+				if strings.Contains(m, "connection refused") {
+					n += k
+				}
+			}
+		}
+	}
+	return n
+}
+
+// GRPCAnswersMatch reports whether, in every row, each backend's sleeps=
+// equals the answers that named it.
+func (r *report) GRPCAnswersMatch() bool {
+	for _, run := range r.GRPC {
+		for i := range run.Sleeps {
+			if run.OKBy[i] != run.Sleeps[i] {
+				return false
+			}
+		}
+	}
+	return true
 }

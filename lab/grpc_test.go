@@ -147,6 +147,24 @@ func TestGRPCTable(t *testing.T) {
 	if err := xml.Unmarshal(svg, new(struct{})); err != nil {
 		t.Errorf("grpc.svg is not XML: %v", err)
 	}
+	// The page renders the section, its figures taken from the rows.
+	page := filepath.Join(dir, "lab.md")
+	if err := r.writeDoc(page); err != nil {
+		t.Fatal(err)
+	}
+	doc, _ := os.ReadFile(page)
+	for _, want := range []string{
+		"## gRPC through SIGTERM",
+		"| two backends, one shared `ClientConn` | 200 | 200 | 3 (3) |",
+		"- one backend, one shared `ClientConn`: 100 calls answered, `sleeps=` 101.",
+		"With one backend, 1 answers were lost",
+		"grpc-go retried\n3 of these calls transparently",
+		"](lab/grpc.svg)",
+	} {
+		if !strings.Contains(string(doc), want) {
+			t.Errorf("lab.md lacks %q", want)
+		}
+	}
 	text, err := os.ReadFile(filepath.Join(dir, "grpc.txt"))
 	if err != nil || !strings.Contains(string(text), "one backend, one shared ClientConn                      110  100") {
 		t.Errorf("grpc.txt: %v\n%s", err, text)
