@@ -1,7 +1,8 @@
 // Command lab puts every step under the same load and signals, side by
 // side: for each step and scenario it counts the requests that completed,
 // were dropped or were turned away, times the listener's closing and the
-// exit, and draws one SVG timeline per step.
+// exit, and draws one SVG timeline per step. A gRPC step (step 14) gets a
+// scenario of its own instead, grpc-go clients through a drain (grpc.go).
 //
 // Usage, from the repository root:
 //
@@ -38,6 +39,7 @@ type step struct {
 	HasDrainDelay      bool         // its -h lists -drain-delay (step 10)
 	UsesShutdown       bool         // its code calls a Shutdown method
 	WebRole            bool         // one program with roles: its HTTP side is "web" (see crash.go)
+	GRPC               bool         // a gRPC server (step 14): it gets the gRPC scenario (grpc.go), not the HTTP ones
 	Runs               []Run        // one per scenario, in order
 	Streams            []streamsRun // the streams scenario (streams.go)
 
@@ -73,12 +75,22 @@ func main() {
 		}
 		fail("no step %s (steps: %s)", *only, strings.Join(numbers, " "))
 	}
+	// A gRPC step answers no HTTP/1.1 request: it gets its own scenario,
+	// and stays out of the HTTP steps' tables and timelines.
+	var grpcRuns []grpcRun
+	httpSteps := steps[:0:0]
 	for _, s := range steps {
 		build(s)
 		if s.BuildErr != "" {
 			fmt.Fprintf(os.Stderr, "%s: did not build, skipped\n", s.Name)
+			httpSteps = append(httpSteps, s)
 			continue
 		}
+		if s.GRPC {
+			grpcRuns = append(grpcRuns, runGRPC(s, labGRPCLoad)...)
+			continue
+		}
+		httpSteps = append(httpSteps, s)
 		for _, sc := range scenarios {
 			run := runScenario(s, sc)
 			fmt.Fprintf(os.Stderr, "%s / %s: %s\n", s.Name, sc.Name, summary(run))
@@ -93,6 +105,8 @@ func main() {
 			fmt.Fprintf(os.Stderr, "%s / streams%s: events %s; websocket %s; exit %s\n", s.Name, run.Added, run.Events, run.Socket, run.ExitStatus)
 		}
 	}
+
+	steps = httpSteps
 
 	restarts := runRestarts(steps)
 	for _, r := range restarts {
@@ -115,6 +129,7 @@ func main() {
 	rep.Rolling = rolling
 	rep.Restarts = restarts
 	rep.POSTRaces = postRaces
+	rep.GRPC, rep.GRPCLoad = grpcRuns, labGRPCLoad
 	fmt.Print(rep.tables())
 	fmt.Print(rep.Emails)
 	svgDir := filepath.Join("bin", "lab", "svg")
@@ -131,6 +146,9 @@ func main() {
 		fail("%v", err)
 	}
 	if err := rep.writePOSTSVG(svgDir); err != nil {
+		fail("%v", err)
+	}
+	if err := rep.writeGRPCSVG(svgDir); err != nil {
 		fail("%v", err)
 	}
 	if *write {
@@ -200,8 +218,15 @@ func build(s *step) {
 		if strings.HasSuffix(f, "_test.go") {
 			continue
 		}
-		if src, err := os.ReadFile(f); err == nil && bytes.Contains(src, []byte(".Shutdown(")) {
+		src, err := os.ReadFile(f)
+		if err != nil {
+			continue
+		}
+		if bytes.Contains(src, []byte(".Shutdown(")) {
 			s.UsesShutdown = true
+		}
+		if bytes.Contains(src, []byte("grpc.NewServer(")) {
+			s.GRPC = true
 		}
 	}
 }

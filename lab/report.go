@@ -27,6 +27,9 @@ type report struct {
 	Rolling []rollingRun // the rolling update, one per step that ran it
 
 	POSTRaces []postRun // lab/http2.go, when step 13 ran
+
+	GRPC     []grpcRun // lab/grpc.go, when step 14 ran
+	GRPCLoad grpcLoad
 }
 
 func newReport(steps []*step, elapsed time.Duration) *report {
@@ -53,6 +56,9 @@ func (r *report) tables() string {
 	b.WriteString(r.untimedSection())
 	if len(r.POSTRaces) > 0 {
 		fmt.Fprintf(&b, "### POST race\n\n%s\n\n%s\n", postAbout, r.POSTTable())
+	}
+	if len(r.GRPC) > 0 {
+		fmt.Fprintf(&b, "### gRPC drain\n\n%s\n\n%s\n", r.GRPCAbout(), r.GRPCTable())
 	}
 	return b.String()
 }

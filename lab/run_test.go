@@ -19,8 +19,12 @@ import (
 const fakeStepEnv = "LAB_TEST_FAKE_STEP"
 
 func TestMain(m *testing.M) {
-	if os.Getenv(fakeStepEnv) == "1" {
+	switch os.Getenv(fakeStepEnv) {
+	case "1":
 		fakeStep()
+		return
+	case "grpc":
+		fakeGRPCStep() // grpc_test.go
 		return
 	}
 	os.Exit(m.Run())
