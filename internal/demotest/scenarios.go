@@ -74,15 +74,23 @@ func (s Suite) Run(t *testing.T) {
 			t.Fatalf("KnownToFail names %q, which is not a scenario", name)
 		}
 	}
-	for _, name := range Scenarios {
-		reason, known := s.KnownToFail[name]
+	RunChecks(t, Scenarios, s.KnownToFail, func(t *testing.T, name string) error { return scenarioChecks[name](t, s) })
+}
+
+// RunChecks runs check for each of names, in parallel, as subtests named
+// guaranteed/<name> and known-to-fail/<name>: a name in knownToFail must
+// fail (its check returns an error), every other one pass. The gRPC suite
+// (internal/grpcsuite) runs its checks with it too.
+func RunChecks(t *testing.T, names []string, knownToFail map[string]string, check func(t *testing.T, name string) error) {
+	for _, name := range names {
+		reason, known := knownToFail[name]
 		group := "guaranteed"
 		if known {
 			group = "known-to-fail"
 		}
 		t.Run(group+"/"+name, func(t *testing.T) {
 			t.Parallel()
-			err := scenarioChecks[name](t, s)
+			err := check(t, name)
 			switch {
 			case !known && err != nil:
 				t.Errorf("%s: %v", name, err)
