@@ -75,13 +75,13 @@ func checkRoutes(t *testing.T, s Suite) error {
 		durationpb.New(-time.Second), durationpb.New(61 * time.Second), durationpb.New(2 * time.Minute),
 		{Seconds: 1, Nanos: -1}, // signs differ: no valid Duration
 	} {
-		_, err := sleep(srv.cc, in)
+		_, err := sleepWithin(srv.cc, in, 0)
 		if err := wantInvalidArgument(err); err != nil {
 			errs = append(errs, fmt.Errorf("Sleep(seconds=%d nanos=%d): %v", in.GetSeconds(), in.GetNanos(), err))
 		}
 	}
 	for _, every := range []time.Duration{time.Millisecond, 2 * time.Minute} {
-		if err := wantInvalidArgument(ticks(srv.cc, durationpb.New(every))); err != nil {
+		if err := wantInvalidArgument(badTicks(srv.cc, durationpb.New(every))); err != nil {
 			errs = append(errs, fmt.Errorf("Ticks(%s): %v", every, err))
 		}
 	}

@@ -49,7 +49,14 @@ func callContext(d time.Duration) (context.Context, context.CancelFunc) {
 
 // sleep calls Sleep with the given request and returns the answer's text.
 func sleep(cc *grpc.ClientConn, in *durationpb.Duration) (string, error) {
-	ctx, cancel := callContext(in.AsDuration())
+	return sleepWithin(cc, in, in.AsDuration())
+}
+
+// sleepWithin is sleep with the call bounded by callContext(d): a request
+// the server must refuse at once gets d = 0, so that a server that sleeps
+// on it anyway does not hold the test for as long.
+func sleepWithin(cc *grpc.ClientConn, in *durationpb.Duration, d time.Duration) (string, error) {
+	ctx, cancel := callContext(d)
 	defer cancel()
 	out := new(wrapperspb.StringValue)
 	if err := cc.Invoke(ctx, sleepMethod, in, out); err != nil {
@@ -99,10 +106,11 @@ func awaitReply(ch <-chan reply, timeout time.Duration) reply {
 	}
 }
 
-// ticks calls Ticks(every) and returns the outcome of the first receive:
-// nil for a first tick, or the stream's error.
-func ticks(cc *grpc.ClientConn, every *durationpb.Duration) error {
-	ctx, cancel := callContext(every.AsDuration())
+// badTicks calls Ticks(every) with an interval the server must refuse at
+// once, and returns the outcome of the first receive: nil for a first
+// tick, or the stream's error.
+func badTicks(cc *grpc.ClientConn, every *durationpb.Duration) error {
+	ctx, cancel := callContext(0)
 	defer cancel() // ends the stream, if it is running
 	stream, err := cc.NewStream(ctx, &grpc.StreamDesc{ServerStreams: true}, ticksMethod)
 	if err != nil {
