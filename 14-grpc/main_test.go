@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/gracefulgo/walkthrough/internal/demotest"
+	"github.com/gracefulgo/walkthrough/internal/grpcsuite"
 )
 
 // pitfallEnv names the program a re-executed test binary runs instead of
@@ -30,4 +31,10 @@ func TestMain(m *testing.M) {
 		}
 		program()
 	})
+}
+
+func TestScenarios(t *testing.T) {
+	grpcsuite.Suite{NotApplicable: map[string]string{
+		demotest.ConnectionClose: "Connection: close is an HTTP/1.1 header; gRPC runs on HTTP/2, where the server ends a connection with GOAWAY, which in-flight-drain and idle-keepalive-closed check",
+	}}.Run(t)
 }

@@ -52,10 +52,7 @@ type Suite struct {
 // one, the given -shutdown-timeout (0 keeps the step's default).
 func (s Suite) start(t *testing.T, shutdownTimeout time.Duration) *Process {
 	t.Helper()
-	var args []string
-	if s.Args != nil {
-		args = s.Args(t)
-	}
+	args := s.args(t)
 	if shutdownTimeout > 0 && !s.NoShutdownTimeout {
 		args = append(args, "-shutdown-timeout="+shutdownTimeout.String())
 	}
@@ -77,15 +74,23 @@ func (s Suite) Run(t *testing.T) {
 			t.Fatalf("KnownToFail names %q, which is not a scenario", name)
 		}
 	}
-	for _, name := range Scenarios {
-		reason, known := s.KnownToFail[name]
+	RunChecks(t, Scenarios, s.KnownToFail, func(t *testing.T, name string) error { return scenarioChecks[name](t, s) })
+}
+
+// RunChecks runs check for each of names, in parallel, as subtests named
+// guaranteed/<name> and known-to-fail/<name>: a name in knownToFail must
+// fail (its check returns an error), every other one pass. The gRPC suite
+// (internal/grpcsuite) runs its checks with it too.
+func RunChecks(t *testing.T, names []string, knownToFail map[string]string, check func(t *testing.T, name string) error) {
+	for _, name := range names {
+		reason, known := knownToFail[name]
 		group := "guaranteed"
 		if known {
 			group = "known-to-fail"
 		}
 		t.Run(group+"/"+name, func(t *testing.T) {
 			t.Parallel()
-			err := scenarioChecks[name](t, s)
+			err := check(t, name)
 			switch {
 			case !known && err != nil:
 				t.Errorf("%s: %v", name, err)
@@ -114,8 +119,16 @@ var scenarioChecks = map[string]check{
 	StalledClient:       checkStalledClient,
 	DeadlineExpiry:      checkDeadline,
 	SecondSignal:        checkSecondSignal,
-	PortInUse:           checkPortInUse,
-	StrayArgs:           checkStrayArgs,
+	PortInUse:           func(t *testing.T, s Suite) error { return CheckPortInUse(t, s.args(t)) },
+	StrayArgs:           func(t *testing.T, s Suite) error { return CheckStrayArgs(t, s.args(t)) },
+}
+
+// args is the suite's extra flags for t.
+func (s Suite) args(t *testing.T) []string {
+	if s.Args == nil {
+		return nil
+	}
+	return s.Args(t)
 }
 
 func checkRoutes(t *testing.T, s Suite) error {
@@ -348,9 +361,11 @@ func checkSecondSignal(t *testing.T, s Suite) error {
 	return errors.Join(errs...)
 }
 
-// checkPortInUse: on a taken port the program exits 1 at once, and says
-// which address it could not listen on.
-func checkPortInUse(t *testing.T, s Suite) error {
+// CheckPortInUse checks port-in-use on the step run with args: on a taken
+// port the program exits 1 at once, and says which address it could not
+// listen on. It needs no HTTP, so the gRPC suite (internal/grpcsuite) runs
+// it too.
+func CheckPortInUse(t *testing.T, args []string) error {
 	// A passing run exits within moments; one that fails waits for a signal
 	// that never comes, and a step declared to fail this way costs the
 	// suite all of patience. Five seconds is both a generous bound for the
@@ -363,10 +378,6 @@ func checkPortInUse(t *testing.T, s Suite) error {
 	}
 	defer taken.Close()
 	addr := taken.Addr().String()
-	var args []string
-	if s.Args != nil {
-		args = s.Args(t)
-	}
 	p := StartAt(t, addr, args...)
 	exit, ok := p.AwaitExit(patience)
 	if !ok {
@@ -383,22 +394,19 @@ func checkPortInUse(t *testing.T, s Suite) error {
 	return errors.Join(errs...)
 }
 
-// checkStrayArgs: flag parsing stops at the first word without a dash, so
-// in "-addr X shutdown-timeout 3s" the timeout is never read. The program
-// must not serve without it: it exits 2 at once, naming the word, with the
-// usage, as the flag package does for an unknown flag.
-func checkStrayArgs(t *testing.T, s Suite) error {
+// CheckStrayArgs checks stray-args on the step run with args: flag parsing
+// stops at the first word without a dash, so in "-addr X shutdown-timeout
+// 3s" the timeout is never read. The program must not serve without it: it
+// exits 2 at once, naming the word, with the usage, as the flag package
+// does for an unknown flag. Like CheckPortInUse, it needs no HTTP.
+func CheckStrayArgs(t *testing.T, args []string) error {
 	// A passing run exits within moments; one that fails waits for a signal
 	// that never comes, and a step declared to fail this way costs the
 	// suite all of patience. Five seconds is both a generous bound for the
 	// first (it exits in milliseconds, under -race on a busy machine well
 	// within a second) and a short wait for the second.
 	const patience = 5 * time.Second
-	var args []string
-	if s.Args != nil {
-		args = s.Args(t)
-	}
-	p := StartAt(t, FreeAddr(t), append(args, "shutdown-timeout", "3s")...)
+	p := StartAt(t, FreeAddr(t), append(slices.Clip(args), "shutdown-timeout", "3s")...)
 	exit, ok := p.AwaitExit(patience)
 	if !ok {
 		return fmt.Errorf("still running %s after a stray word on its command line", patience)

@@ -15,9 +15,11 @@ import (
 // guarantees, as a table with a row per scenario and a column per step.
 // FILE is the scenario suite; it gives the scenarios, in order, and the
 // comment that says what passing each one means. Each step's main_test.go
-// gives its demotest.Suite literal, whose KnownToFail keys are the
-// scenarios it fails. Both are read with go/parser, so the table says what
-// the tests assert, and cannot drift from them.
+// gives its suite literal (demotest.Suite, or grpcsuite.Suite for a gRPC
+// step), whose KnownToFail keys are the scenarios it fails (✗) and whose
+// NotApplicable keys those that mean nothing for it (n/a). Both are read
+// with go/parser, so the table says what the tests assert, and cannot
+// drift from them.
 func (g *Generator) scenarioTable(file string) (string, error) {
 	src, err := g.read(g.Root, file)
 	if err != nil {
@@ -33,6 +35,7 @@ func (g *Generator) scenarioTable(file string) (string, error) {
 	}
 	var steps []string
 	failing := map[string][]string{} // step -> the constants it declares known to fail
+	notApplicable := map[string][]string{}
 	for _, dir := range dirs {
 		step := filepath.Base(dir)
 		name := step + "/main_test.go"
@@ -40,17 +43,25 @@ func (g *Generator) scenarioTable(file string) (string, error) {
 		if err != nil {
 			return "", err
 		}
-		known, err := parseKnownToFail(name, test)
+		decl, err := parseSuite(name, test)
 		if err != nil {
 			return "", err
 		}
-		for _, c := range known {
-			if _, ok := meaning[c]; !ok {
-				return "", fmt.Errorf("%s: KnownToFail names demotest.%s, which %s does not define", name, c, file)
+		for _, field := range []string{"KnownToFail", "NotApplicable"} {
+			for _, c := range decl[field] {
+				if _, ok := meaning[c]; !ok {
+					return "", fmt.Errorf("%s: %s names demotest.%s, which %s does not define", name, field, c, file)
+				}
+			}
+		}
+		for _, c := range decl["KnownToFail"] {
+			if slices.Contains(decl["NotApplicable"], c) {
+				return "", fmt.Errorf("%s: demotest.%s is both KnownToFail and NotApplicable", name, c)
 			}
 		}
 		steps = append(steps, step)
-		failing[step] = known
+		failing[step] = decl["KnownToFail"]
+		notApplicable[step] = decl["NotApplicable"]
 	}
 	if len(steps) == 0 {
 		return "", fmt.Errorf("no step folders in %s", g.Root)
@@ -68,9 +79,12 @@ func (g *Generator) scenarioTable(file string) (string, error) {
 	for _, s := range scenarios {
 		fmt.Fprintf(&b, "| `%s` | %s |", s.value, s.meaning)
 		for _, step := range steps {
-			if slices.Contains(failing[step], s.constant) {
+			switch {
+			case slices.Contains(notApplicable[step], s.constant):
+				b.WriteString(" n/a |")
+			case slices.Contains(failing[step], s.constant):
 				b.WriteString(" ✗ |")
-			} else {
+			default:
 				b.WriteString(" ✓ |")
 			}
 		}
@@ -140,47 +154,57 @@ func parseScenarios(name string, src []byte) ([]scenario, map[string]string, err
 	return scenarios, meaning, nil
 }
 
-// parseKnownToFail finds the one demotest.Suite literal in a step's test
-// and returns the constants its KnownToFail map names, such as
+// suiteTypes are the suite literals a step's test may declare itself with:
+// demotest's for the HTTP steps, grpcsuite's for the gRPC one.
+var suiteTypes = []string{"demotest", "grpcsuite"}
+
+// parseSuite finds the one suite literal (demotest.Suite or
+// grpcsuite.Suite) in a step's test and returns, for each of its fields
+// KnownToFail and NotApplicable, the constants its map names, such as
 // "SecondSignal".
-func parseKnownToFail(name string, src []byte) ([]string, error) {
+func parseSuite(name string, src []byte) (map[string][]string, error) {
 	f, err := parser.ParseFile(token.NewFileSet(), name, src, 0)
 	if err != nil {
 		return nil, err
 	}
 	var suites []*ast.CompositeLit
 	ast.Inspect(f, func(n ast.Node) bool {
-		if lit, ok := n.(*ast.CompositeLit); ok && isSelector(lit.Type, "demotest", "Suite") {
+		if lit, ok := n.(*ast.CompositeLit); ok && slices.ContainsFunc(suiteTypes, func(pkg string) bool { return isSelector(lit.Type, pkg, "Suite") }) {
 			suites = append(suites, lit)
 		}
 		return true
 	})
 	if len(suites) != 1 {
-		return nil, fmt.Errorf("%s: want one demotest.Suite literal, found %d", name, len(suites))
+		return nil, fmt.Errorf("%s: want one demotest.Suite or grpcsuite.Suite literal, found %d", name, len(suites))
 	}
-	var known []string
+	decl := map[string][]string{}
 	for _, e := range suites[0].Elts {
 		kv, ok := e.(*ast.KeyValueExpr)
-		if !ok || !isIdent(kv.Key, "KnownToFail") {
+		if !ok {
 			continue
 		}
+		key, ok := kv.Key.(*ast.Ident)
+		if !ok || key.Name != "KnownToFail" && key.Name != "NotApplicable" {
+			continue
+		}
+		field := key.Name
 		m, ok := kv.Value.(*ast.CompositeLit)
 		if !ok {
-			return nil, fmt.Errorf("%s: KnownToFail is not a map literal", name)
+			return nil, fmt.Errorf("%s: %s is not a map literal", name, field)
 		}
 		for _, e := range m.Elts {
 			entry, ok := e.(*ast.KeyValueExpr)
 			if !ok {
-				return nil, fmt.Errorf("%s: KnownToFail is not a map literal", name)
+				return nil, fmt.Errorf("%s: %s is not a map literal", name, field)
 			}
 			sel, ok := entry.Key.(*ast.SelectorExpr)
 			if !ok || !isIdent(sel.X, "demotest") {
-				return nil, fmt.Errorf("%s: KnownToFail keys must be demotest constants", name)
+				return nil, fmt.Errorf("%s: %s keys must be demotest constants", name, field)
 			}
-			known = append(known, sel.Sel.Name)
+			decl[field] = append(decl[field], sel.Sel.Name)
 		}
 	}
-	return known, nil
+	return decl, nil
 }
 
 func isSelector(e ast.Expr, pkg, name string) bool {

@@ -49,6 +49,17 @@ func TestScenarios(t *testing.T) { demotest.Suite{}.Run(t) }`,
 func TestScenarios(t *testing.T) {
 	demotest.Suite{KnownToFail: map[string]string{demotest.Second: "swallowed"}}.Run(t)
 }`,
+		"04-four/main_test.go": `package main
+func TestScenarios(t *testing.T) {
+	grpcsuite.Suite{NotApplicable: map[string]string{demotest.Drain: "HTTP only"}}.Run(t)
+}`,
+		"05-five/main_test.go": `package main
+func TestScenarios(t *testing.T) {
+	grpcsuite.Suite{
+		KnownToFail:   map[string]string{demotest.Second: "swallowed"},
+		NotApplicable: map[string]string{demotest.Drain: "HTTP only"},
+	}.Run(t)
+}`,
 		"notastep/main_test.go": "package main",
 	})
 	got, err := (&Generator{Root: root}).scenarioTable("demotest/scenarios.go")
@@ -56,10 +67,10 @@ func TestScenarios(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := strings.Join([]string{
-		"| scenario | passing means | [01](01-one/) | [02](02-two/) | [03](03-three/) |",
-		"|---|---|:-:|:-:|:-:|",
-		"| `drain` | the request completes | ✗ | ✓ | ✓ |",
-		"| `second` | a second signal ends it | ✗ | ✓ | ✗ |",
+		"| scenario | passing means | [01](01-one/) | [02](02-two/) | [03](03-three/) | [04](04-four/) | [05](05-five/) |",
+		"|---|---|:-:|:-:|:-:|:-:|:-:|",
+		"| `drain` | the request completes | ✗ | ✓ | ✓ | n/a | n/a |",
+		"| `second` | a second signal ends it | ✗ | ✓ | ✗ | ✓ | ✗ |",
 		"",
 	}, "\n")
 	if got != want {
@@ -69,7 +80,16 @@ func TestScenarios(t *testing.T) {
 
 func TestScenarioTableErrors(t *testing.T) {
 	for _, tc := range []struct{ name, test, want string }{
-		{"no suite", "package main", "want one demotest.Suite literal, found 0"},
+		{"no suite", "package main", "want one demotest.Suite or grpcsuite.Suite literal, found 0"},
+		{"two suites", `package main
+var _ = demotest.Suite{}
+var _ = grpcsuite.Suite{}`, "found 2"},
+		{"unknown not applicable", `package main
+var _ = grpcsuite.Suite{NotApplicable: map[string]string{demotest.Nope: "?"}}`, "NotApplicable names demotest.Nope"},
+		{"not applicable not a constant", `package main
+var _ = grpcsuite.Suite{NotApplicable: map[string]string{"drain": "?"}}`, "NotApplicable keys must be demotest constants"},
+		{"both", `package main
+var _ = grpcsuite.Suite{KnownToFail: map[string]string{demotest.Drain: "?"}, NotApplicable: map[string]string{demotest.Drain: "?"}}`, "demotest.Drain is both KnownToFail and NotApplicable"},
 		{"unknown scenario", `package main
 var _ = demotest.Suite{KnownToFail: map[string]string{demotest.Nope: "?"}}`, "demotest.Nope"},
 		{"not a constant", `package main
