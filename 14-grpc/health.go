@@ -12,10 +12,11 @@ import (
 // healthServer is grpc-go's health service with one change: its Watch
 // streams end when the drain begins, and say NOT_SERVING before they do.
 //
-// health.Server's Watch sends every status change, NOT_SERVING included,
-// and returns only when its stream's context is done, that is, when the
-// client goes (grpc-go v1.85.0, health/server.go). health.Server.Shutdown
-// does not end it. So a client that watches health, as a load balancer
+// health.Server's Watch sends the latest status of its service whenever
+// it changes (a one-slot channel: a change overtaken by the next is not
+// sent), NOT_SERVING included, and returns only when its stream's context
+// is done, that is, when the client goes, or when a Send fails (grpc-go
+// v1.85.0, health/server.go). health.Server.Shutdown does not end it. So a client that watches health, as a load balancer
 // doing client-side health checks does, holds GracefulStop to its deadline.
 type healthServer struct {
 	*health.Server

@@ -112,9 +112,10 @@ func main() {
 	// The cause names the signal: "terminated signal received".
 	slog.Info("shutdown started", "cause", context.Cause(ctx))
 
-	// 1. NOT_SERVING for "" and for every service, at once, and to every
-	// health Watch stream: the load balancers and probes stop sending.
-	// Shutdown also makes later SetServingStatus calls no-ops.
+	// 1. NOT_SERVING for every service that has a status ("" and Slow), at
+	// once, and to every health Watch stream on them: the load balancers
+	// and probes stop sending. Shutdown also makes later SetServingStatus
+	// calls no-ops.
 	healthSrv.Shutdown()
 	if *drainDelay > 0 {
 		// Until they have all heard, they may still send: keep serving.
@@ -132,9 +133,10 @@ func main() {
 	// GracefulStop would wait for them until their clients went away.
 	endStreams()
 
-	// 3. GracefulStop closes the listener, sends every connection a
-	// GOAWAY, and waits for the RPCs in flight. It has no deadline, so it
-	// runs in the background, and main waits for it or for the budget.
+	// 3. GracefulStop closes the listener, waits for the handshakes in
+	// progress (ConnectionTimeout above), sends every connection a GOAWAY,
+	// and waits for the RPCs in flight. It has no deadline, so it runs in
+	// the background, and main waits for it or for the budget.
 	stopped := make(chan struct{})
 	go func() {
 		srv.GracefulStop()
