@@ -280,7 +280,11 @@ func TestHandlerIgnoringItsContext(t *testing.T) {
 		cut(t, stream)
 		stopped := awaitLog(t, p, "stop returned")
 		// The event: a line from the handler after Stop returned.
-		if l, ok := awaitAfter(p, stopped, demotest.EventTimeout, "handler working", "handler returned"); !ok || l.Msg() != "handler working" {
+		l, ok := awaitAfter(p, stopped, demotest.EventTimeout, "handler working", "handler returned")
+		if !ok {
+			t.Fatalf("no line from the handler after Stop returned (%s); want it still working", state(p))
+		}
+		if l.Msg() != "handler working" {
 			t.Fatalf("after Stop returned: %q; want the handler still working", l.Raw)
 		}
 		// GracefulStop, called after Stop, waits for the handler.
@@ -300,7 +304,7 @@ func TestHandlerIgnoringItsContext(t *testing.T) {
 		cut(t, stream)
 		started := awaitLog(t, p, "shutdown started")
 		if _, ok := awaitAfter(p, started, demotest.EventTimeout, "handler working"); !ok {
-			t.Fatal("the handler logged nothing after the signal")
+			t.Fatalf("the handler logged nothing after the signal (%s); want it still working", state(p))
 		}
 		if _, ok := p.AwaitLog("stop returned", patience); ok {
 			t.Error("Stop returned with WaitForHandlers(true) and a handler running")
@@ -393,13 +397,17 @@ func awaitLog(t *testing.T, p *proc.Process, msg string) slogline.Line {
 	t.Helper()
 	l, ok := p.AwaitLog(msg, demotest.EventTimeout)
 	if !ok {
-		state := "still running"
-		if e, exited := p.Exited(); exited {
-			state = e.String()
-		}
-		t.Fatalf("never logged msg=%q (%s)", msg, state)
+		t.Fatalf("never logged msg=%q (%s)", msg, state(p))
 	}
 	return l
+}
+
+// state is how the process ended, or "still running".
+func state(p *proc.Process) string {
+	if e, exited := p.Exited(); exited {
+		return e.String()
+	}
+	return "still running"
 }
 
 // awaitAfter waits up to timeout for the first line, after the line after,
