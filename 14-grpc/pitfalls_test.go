@@ -193,10 +193,11 @@ func TestGracefulStopFromTheSignalGoroutine(t *testing.T) {
 	t.Parallel()
 	p := startPitfall(t, "graceful-stop-in-signal-goroutine")
 	_, client := dial(t, p.Addr)
-	answer := sleepAsync(t, client, time.Second)
+	// Two seconds, so that the signal surely comes while the call runs.
+	answer := sleepAsync(t, client, 2*time.Second)
 	awaitLog(t, p, "sleep started")
 	sendSignal(t, p, syscall.SIGTERM)
-	if a := <-answer; a.err != nil || !strings.Contains(a.body, "slept 1s") {
+	if a := <-answer; a.err != nil || !strings.Contains(a.body, "slept 2s") {
 		t.Errorf("the Sleep in flight got %q, %v; want its answer: Serve waits for GracefulStop since grpc-go#1485", a.body, a.err)
 	}
 	e, ok := p.AwaitExit(demotest.EventTimeout)
