@@ -30,12 +30,12 @@ const (
 
 // TestGoAwayRetriedElsewhere makes the race that GOAWAY exists for, and
 // shows what a grpc-go client does with it. A client balances over two
-// servers, A and B, on one ClientConn. Its connection to A holds back what
-// the client writes, so an RPC the client started on A has not reached A
-// when A gets SIGTERM. GracefulStop sends a first GOAWAY (last stream
-// 2^31-1) and a PING; the client's answer is held back too, so after 5 s
-// A sends the second GOAWAY, naming the last stream it will process,
-// which is before that RPC. The client then knows that A never saw it,
+// servers, A and B, on one ClientConn. Its connection to A holds back the
+// frames of the client's calls, so an RPC the client started on A has not
+// reached A when A gets SIGTERM. GracefulStop sends a first GOAWAY (last
+// stream 2^31-1) and a PING; the PING's answer goes through, and A sends
+// the second GOAWAY, naming the last stream it will process, which is
+// before that RPC. The client then knows that A never saw it,
 // and retries it by itself (a transparent retry: stream.go, shouldRetry,
 // "First attempt, stream unprocessed") on B. The caller sees an answer,
 // not an error; A exits 0 and never ran it; the two counts of answered
@@ -135,7 +135,9 @@ func goAwayRace(t *testing.T, servers int) raceResult {
 	mu.Lock()
 	toA := conns[a.Addr]
 	mu.Unlock()
-	toA.holdWrites()
+	if !toA.holdWrites() {
+		t.Fatal("the client was writing a frame on A's connection with no call under way")
+	}
 	// Call until one call's HEADERS frame is held back on A's connection;
 	// the calls that went to B meanwhile are answered.
 	type result struct {
@@ -160,8 +162,8 @@ func goAwayRace(t *testing.T, servers int) raceResult {
 	}
 
 	a.Signal(syscall.SIGTERM)
-	// The first GOAWAY says "2^31-1"; the second, sent when A has given
-	// up on the PING's answer (5 s: internal/transport/http2_server.go,
+	// The first GOAWAY says "2^31-1"; the second, sent when the PING's
+	// answer is back (internal/transport/http2_server.go,
 	// outgoingGoAwayHandler), names the last stream A will process.
 	for second := false; !second; {
 		select {
@@ -235,8 +237,10 @@ func (r *retryCounter) HandleRPC(_ context.Context, s stats.RPCStats) {
 	}
 }
 
-// heldConn is a client's connection that can hold back what the client
-// writes, as a slow network would, while it reads on. It reads the HTTP/2
+// heldConn is a client's connection that can hold back the frames of the
+// client's calls, as a slow network would delay them, while the rest goes
+// through: what the connection itself says (SETTINGS, PING answers,
+// WINDOW_UPDATE on stream 0) and everything read. It reads the HTTP/2
 // frames going each way: it reports a HEADERS frame held back (a call that
 // has not left the client) and every GOAWAY read (its last stream id).
 type heldConn struct {
@@ -263,10 +267,14 @@ func newHeldConn(c net.Conn) *heldConn {
 	}
 }
 
-func (c *heldConn) holdWrites() {
+// holdWrites starts holding back the calls' frames. It reports false if
+// the client is in the middle of writing a frame, which a client with no
+// call under way is not.
+func (c *heldConn) holdWrites() bool {
 	c.mu.Lock()
-	c.holding = true
-	c.mu.Unlock()
+	defer c.mu.Unlock()
+	c.holding = c.written.atBoundary()
+	return c.holding
 }
 
 // release sends what was held back, and lets later writes through.
@@ -285,25 +293,38 @@ func (c *heldConn) Write(p []byte) (int, error) {
 		c.written.scan(p, nil)
 		return c.Conn.Write(p)
 	}
-	c.held = append(c.held, p...)
-	c.written.scan(p, func(typ byte, _ []byte) {
-		if typ == frameHeaders {
-			select {
-			case c.heldHeaders <- struct{}{}:
-			default:
+	// Whole frames only: a stream's frame is held back, the connection's
+	// goes on. The order of the held frames, and of every HEADERS frame
+	// among them (HPACK's state depends on it), is kept.
+	var err error
+	c.written.scan(p, func(f frame) {
+		if f.stream != 0 {
+			c.held = append(c.held, f.raw...)
+			if f.typ == frameHeaders {
+				select {
+				case c.heldHeaders <- struct{}{}:
+				default:
+				}
 			}
+			return
+		}
+		if _, werr := c.Conn.Write(f.raw); werr != nil && err == nil {
+			err = werr
 		}
 	})
+	if err != nil {
+		return 0, err
+	}
 	return len(p), nil
 }
 
 func (c *heldConn) Read(p []byte) (int, error) {
 	n, err := c.Conn.Read(p)
 	c.mu.Lock()
-	c.read.scan(p[:n], func(typ byte, payload []byte) {
-		if typ == frameGoAway && len(payload) >= 4 {
+	c.read.scan(p[:n], func(f frame) {
+		if f.typ == frameGoAway && len(f.payload) >= 4 {
 			select {
-			case c.goAways <- binary.BigEndian.Uint32(payload) & (1<<31 - 1):
+			case c.goAways <- binary.BigEndian.Uint32(f.payload) & (1<<31 - 1):
 			default:
 			}
 		}
@@ -315,14 +336,25 @@ func (c *heldConn) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// frames cuts a byte stream into HTTP/2 frames: a 9-byte header (length,
-// type, flags, stream id), then the payload.
+// A frame is one HTTP/2 frame: a 9-byte header (length, type, flags,
+// stream id), then the payload.
+type frame struct {
+	typ     byte
+	stream  uint32
+	payload []byte
+	raw     []byte // header and payload
+}
+
+// frames cuts a byte stream into frames.
 type frames struct {
 	skip    int // bytes to pass over first
 	pending []byte
 }
 
-func (f *frames) scan(p []byte, frame func(typ byte, payload []byte)) {
+func (f *frames) atBoundary() bool { return f.skip == 0 && len(f.pending) == 0 }
+
+// scan takes in p and calls fn, if not nil, with each frame it completes.
+func (f *frames) scan(p []byte, fn func(frame)) {
 	n := min(f.skip, len(p))
 	f.skip -= n
 	f.pending = append(f.pending, p[n:]...)
@@ -331,9 +363,10 @@ func (f *frames) scan(p []byte, frame func(typ byte, payload []byte)) {
 		if len(f.pending) < 9+length {
 			return
 		}
-		if frame != nil {
-			frame(f.pending[3], f.pending[9:9+length])
-		}
+		raw := append([]byte(nil), f.pending[:9+length]...)
 		f.pending = append([]byte(nil), f.pending[9+length:]...)
+		if fn != nil {
+			fn(frame{typ: raw[3], stream: binary.BigEndian.Uint32(raw[5:9]) & (1<<31 - 1), payload: raw[9:], raw: raw})
+		}
 	}
 }
