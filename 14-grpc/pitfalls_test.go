@@ -355,7 +355,7 @@ func stopWithDeafHandler(waitForHandlers bool) {
 func pitfallStart() (context.Context, net.Listener) {
 	flags := flag.NewFlagSet(os.Getenv(pitfallEnv), flag.ExitOnError)
 	addr := flags.String("addr", "localhost:8080", "address to listen on")
-	flags.Parse(os.Args[1:])
+	_ = flags.Parse(os.Args[1:]) // ExitOnError: a bad flag exits 2 inside Parse
 	slog.SetDefault(slog.New(slog.NewTextHandler(os.Stderr, nil)))
 	// Caught before "listening", so that no signal arrives unhandled. The
 	// process ends when the program returns, so stop is never needed.
