@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/gracefulgo/walkthrough/internal/demotest"
+	"github.com/gracefulgo/walkthrough/internal/goclient"
 	"github.com/gracefulgo/walkthrough/internal/noretry"
 )
 
@@ -132,9 +133,20 @@ func TestKeepAliveRace(t *testing.T) {
 
 // A no-retry load of POST /count through SIGTERM: every lane POSTs until a
 // dial is refused. Over h2c, and over HTTP/1.1 with an Idempotency-Key, no
-// failure is ambiguous and count equals the answers. Over HTTP/1.1
-// without a key the race may or may not happen in a given run: its result
-// is logged, not asserted (TestKeepAliveRace asserts it).
+// failure on a reused connection is ambiguous (the keep-alive race is
+// what GOAWAY and the key end), and count equals the answers. Over
+// HTTP/1.1 without a key the race may or may not happen in a given run:
+// its result is logged, not asserted (TestKeepAliveRace asserts it).
+//
+// An ambiguous failure on a fresh connection is counted apart, and not
+// asserted: Shutdown marks the server as shutting down before it closes
+// the listener (server.go, Shutdown: inShutdown.Store, then
+// closeListenersLocked), so a connection that ends after its answer in
+// that moment sends its client to dial again into a listener about to
+// close, and net/http never sends a request again on a fresh connection.
+// One ambiguous EOF in the key's lane failed a soak run once (go1.27.3,
+// both cores busy), and 80 runs after did not show it again; whether it
+// was on a fresh connection is what this count now tells.
 func TestPOSTLoadThroughSIGTERM(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {
@@ -151,18 +163,18 @@ func TestPOSTLoadThroughSIGTERM(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			p := demotest.Start(t, tc.args...)
-			n := postLoad(t, p, 8, tc.h2c, tc.key)
+			n, onFresh := postLoad(t, p, 8, tc.h2c, tc.key)
 			if e := p.WaitExit(); e.Code != 0 {
 				t.Errorf("exit: %v, want 0", e)
 			}
 			count := finishedCount(t, p)
-			amb := n.Failed() - n[noretry.Refused]
-			t.Logf("%s: %s; count=%d", tc.name, n, count)
+			amb := n.Failed() - n[noretry.Refused] - onFresh
+			t.Logf("%s: %s (of the ambiguous, %d on a fresh connection); count=%d", tc.name, n, onFresh, count)
 			if !tc.assert {
 				return
 			}
 			if amb != 0 || count != n[noretry.OK] {
-				t.Errorf("%s; count=%d: want no ambiguous failure and count equal to the answers", n, count)
+				t.Errorf("%s, %d of them ambiguous on a reused connection; count=%d: want none, and count equal to the answers", n, amb, count)
 			}
 		})
 	}
@@ -171,11 +183,11 @@ func TestPOSTLoadThroughSIGTERM(t *testing.T) {
 // postLoad runs lanes of POST /count, each with its own client, until
 // each has had a dial refused. It sends SIGTERM once every lane has had an
 // answer.
-func postLoad(t *testing.T, p *demotest.Process, lanes int, h2c, key bool) noretry.Counts {
+func postLoad(t *testing.T, p *demotest.Process, lanes int, h2c, key bool) (total noretry.Counts, ambiguousOnFresh int) {
 	t.Helper()
+	total = noretry.Counts{}
 	var (
 		mu       sync.Mutex
-		total    = noretry.Counts{}
 		answered sync.WaitGroup
 		done     sync.WaitGroup
 	)
@@ -191,9 +203,13 @@ func postLoad(t *testing.T, p *demotest.Process, lanes int, h2c, key bool) noret
 				if key {
 					k = fmt.Sprintf("lane-%d-%d", lane, i)
 				}
-				_, kind, _ := post(c, p.Addr, k)
+				r := goclient.PostOn(c, p.Addr, "/count", k)
+				kind := r.Kind
 				mu.Lock()
 				total[kind]++
+				if r.Fresh && ambiguous(kind) {
+					ambiguousOnFresh++
+				}
 				mu.Unlock()
 				if first && kind == noretry.OK {
 					first = false
@@ -211,7 +227,7 @@ func postLoad(t *testing.T, p *demotest.Process, lanes int, h2c, key bool) noret
 	answered.Wait()
 	p.Signal(syscall.SIGTERM)
 	done.Wait()
-	return total
+	return total, ambiguousOnFresh
 }
 
 // finishedCount is the count= of the program's last line, shutdown

@@ -13,6 +13,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptrace"
 	"strings"
 
 	"github.com/gracefulgo/walkthrough/internal/noretry"
@@ -37,24 +38,52 @@ func New(h2c bool, dial func(ctx context.Context, network, addr string) (net.Con
 // http.NewRequest sets GetBody and the transport may send the request
 // again when it judges it may.
 func Post(c *http.Client, addr, path, key string) (body string, kind noretry.Kind, err error) {
+	r := PostOn(c, addr, path, key)
+	return r.Body, r.Kind, r.Err
+}
+
+// A Result is what became of one POST.
+type Result struct {
+	Body string
+	Kind noretry.Kind
+	Err  error
+	// Fresh: the last connection the request went out on had carried no
+	// request before. net/http sends a request again only after a failure
+	// on a connection it had used (persistConn.shouldRetryRequest: "This
+	// was a fresh connection"), so a failure on a fresh one is final,
+	// Idempotency-Key or not.
+	Fresh bool
+}
+
+// PostOn is Post, and also says whether the request's last connection was
+// fresh.
+func PostOn(c *http.Client, addr, path, key string) Result {
 	req, err := http.NewRequest(http.MethodPost, "http://"+addr+path, strings.NewReader("one more"))
 	if err != nil {
-		return "", noretry.Other, err
+		return Result{Kind: noretry.Other, Err: err}
 	}
 	if key != "" {
 		req.Header.Set("Idempotency-Key", key)
 	}
+	var r Result
+	req = req.WithContext(httptrace.WithClientTrace(req.Context(), &httptrace.ClientTrace{
+		GotConn: func(info httptrace.GotConnInfo) { r.Fresh = !info.Reused },
+	}))
 	resp, err := c.Do(req)
 	if err != nil {
-		return "", noretry.KindOf(err), err
+		r.Kind, r.Err = noretry.KindOf(err), err
+		return r
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)
+	r.Body = string(b)
 	switch {
 	case err != nil:
-		return string(b), noretry.KindOf(err), err
+		r.Kind, r.Err = noretry.KindOf(err), err
 	case resp.StatusCode != http.StatusOK:
-		return string(b), noretry.Status, nil
+		r.Kind = noretry.Status
+	default:
+		r.Kind = noretry.OK
 	}
-	return string(b), noretry.OK, nil
+	return r
 }
