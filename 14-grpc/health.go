@@ -16,8 +16,9 @@ import (
 // it changes (a one-slot channel: a change overtaken by the next is not
 // sent), NOT_SERVING included, and returns only when its stream's context
 // is done, that is, when the client goes, or when a Send fails (grpc-go
-// v1.85.0, health/server.go). health.Server.Shutdown does not end it. So a client that watches health, as a load balancer
-// doing client-side health checks does, holds GracefulStop to its deadline.
+// v1.85.0, health/server.go). health.Server.Shutdown does not end it. So
+// a client that watches health, as a load balancer doing client-side
+// health checks does, holds GracefulStop to its deadline.
 type healthServer struct {
 	*health.Server
 	draining context.Context

@@ -151,7 +151,7 @@ func main() {
 		// running end with the process.
 		srv.Stop()
 		slog.Error("shutdown forced", "took", time.Since(start).Round(time.Millisecond), "sleeps", slept.Load(),
-			"err", fmt.Sprintf("RPCs still running after -shutdown-timeout=%s", *shutdownTimeout))
+			"err", fmt.Sprintf("GracefulStop not done within -shutdown-timeout=%s", *shutdownTimeout))
 		os.Exit(1)
 	}
 

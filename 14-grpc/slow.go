@@ -96,9 +96,10 @@ func duration(in *durationpb.Duration, lowest, highest time.Duration) (time.Dura
 	if err := in.CheckValid(); err != nil {
 		return 0, status.Errorf(codes.InvalidArgument, "bad duration: %v", err)
 	}
-	d := in.AsDuration()
+	d := in.AsDuration() // saturates beyond about 292 years: the message shows what was sent
 	if d < lowest || d > highest {
-		return 0, status.Errorf(codes.InvalidArgument, "bad duration %s: want one from %s to %s, like 3s", d, lowest, highest)
+		sent := float64(in.GetSeconds()) + float64(in.GetNanos())/1e9
+		return 0, status.Errorf(codes.InvalidArgument, "bad duration %gs: want one from %s to %s, like 3s", sent, lowest, highest)
 	}
 	return d, nil
 }
