@@ -226,10 +226,7 @@ func (g *Generator) generate(kind, arg string) (string, error) {
 		if err != nil {
 			return "", err
 		}
-		lines := fmt.Sprintf("lines %d–%d", start, end)
-		if start == end {
-			lines = fmt.Sprintf("line %d", start)
-		}
+		lines := lineRange(start, end)
 		fmt.Fprintf(&b, "[%s, %s, Go %s](https://github.com/golang/go/blob/%s/%s#L%d-L%d)\n",
 			file, lines, strings.TrimPrefix(version, "go"), version, file, start, end)
 		b.WriteString(fenced("go", text))
@@ -542,4 +539,12 @@ func (g *Generator) ExpandAll() (map[string][]byte, map[string][]Part, error) {
 		contents[name], parts[name] = out, ps
 	}
 	return contents, parts, errors.Join(errs...)
+}
+
+// lineRange names the lines an excerpt quotes: "lines 3–9", or "line 3".
+func lineRange(start, end int) string {
+	if start == end {
+		return fmt.Sprintf("line %d", start)
+	}
+	return fmt.Sprintf("lines %d–%d", start, end)
 }

@@ -33,10 +33,7 @@ func (g *Generator) modSource(arg string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	lines := fmt.Sprintf("lines %d–%d", start, end)
-	if start == end {
-		lines = fmt.Sprintf("line %d", start)
-	}
+	lines := lineRange(start, end)
 	title := fmt.Sprintf("%s, %s, %s %s", rel, lines, mod.Path, mod.Version)
 	repo, ok := sourceRepos[mod.Path]
 	if !ok && strings.HasPrefix(mod.Path, "github.com/") {
