@@ -33,9 +33,10 @@ func (d *drain) readyz(w http.ResponseWriter, r *http.Request) {
 }
 
 // livez is the liveness probe: 200 for as long as the process runs, the
-// drain included. Kubelets since 1.21 stop liveness probes on a pod being
-// deleted; an older one, or another platform's health check, would kill a
-// pod whose liveness probe failed during its drain.
+// drain included. Kubelets since kubernetes#110191 (1.25, and 1.22.11,
+// 1.23.8, 1.24.2) stop liveness probes on a pod being deleted; an older
+// one, or another platform's health check, would kill a pod whose liveness
+// probe failed during its drain.
 func livez(w http.ResponseWriter, r *http.Request) {
 	fmt.Fprintln(w, "alive")
 }

@@ -139,9 +139,10 @@ func awaitGone(pid int) bool {
 // the container in the middle of its drain delay: the request in flight
 // is cut. Pointed at /livez, which answers 200 for as long as the program
 // runs, the same probe lets the request finish and the program exit 0.
-// Kubelets since 1.21 stop liveness probes once the pod is being deleted
-// (kubernetes#98571, #110191), so this prober is an older kubelet's, or
-// another platform's health check that keeps going.
+// Kubelets stop liveness probes once the pod is being deleted since
+// kubernetes#110191 (1.25, and 1.22.11, 1.23.8, 1.24.2; the check of
+// #98571 in 1.21 did not take effect, #107473), so this prober is an older
+// kubelet's, or another platform's health check that keeps going.
 func TestLivenessProbeThatFailsDuringTheDrain(t *testing.T) {
 	t.Parallel()
 	const delay = 1500 * time.Millisecond

@@ -187,8 +187,9 @@ func TestDeployment(t *testing.T) {
 		}
 	}
 	// After the delay the listener is closed and the liveness probe
-	// cannot connect. Kubelets since 1.21 stop liveness probes on a pod
-	// being deleted; an older one, or another platform's health check,
+	// cannot connect. Kubelets since kubernetes#110191 (1.25, and 1.22.11,
+	// 1.23.8, 1.24.2) stop liveness probes on a pod being deleted; an
+	// older one, or another platform's health check,
 	// would kill the pod at the failureThreshold-th failure, (threshold -
 	// 1) × period after the first, which can come as the listener closes.
 	// That must come after the shutdown timeout, not at it.

@@ -11,10 +11,12 @@ import (
 // Liveness is a liveness probe that goes on probing a terminating pod:
 // an HTTP GET of Path every Period; after FailureThreshold failures in a
 // row (no answer, or one other than 2xx or 3xx), FailureThreshold-1
-// periods after the first, the container is killed. That is a kubelet
-// older than 1.21, or another platform's health check: since 1.21 the
-// kubelet stops liveness and startup probes once the pod has a deletion
-// timestamp, and runs only its readiness probe (see [Cluster.Delete]).
+// periods after the first, the container is killed. That is an older
+// kubelet, or another platform's health check: since kubernetes#110191
+// (1.25, backported to 1.22.11, 1.23.8 and 1.24.2; #98571's check in 1.21
+// did not take effect, #107473) the kubelet stops liveness and startup
+// probes once the pod starts terminating, and runs only its readiness
+// probe (see [Cluster.Delete]).
 // A kubelet would stop the container with SIGTERM and its grace period; a
 // program that is already draining has had its SIGTERM, so what is left
 // is the SIGKILL, and that is what this sends.
