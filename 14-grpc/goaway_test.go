@@ -184,6 +184,11 @@ func goAwayRace(t *testing.T, servers int) raceResult {
 		}
 		second = last != 1<<31-1
 		t.Logf("GOAWAY from A: last stream %d", last)
+		// The second GOAWAY names the last call A saw: the highest
+		// stream the connection let through, not the held one.
+		if saw := toA.sentStream(); second && last != saw {
+			t.Errorf("A's second GOAWAY names stream %d, want %d, the last stream A was sent", last, saw)
+		}
 	}
 	var caught result
 	select {
@@ -262,6 +267,9 @@ type heldConn struct {
 	mu      sync.Mutex
 	holding bool
 	held    []byte
+	// sent is the highest stream whose HEADERS went through to the
+	// server: the last call the server saw.
+	sent    uint32
 	written frames // what the client writes, after its 24-byte preface
 	read    frames
 }
@@ -286,6 +294,13 @@ func (c *heldConn) holdWrites() bool {
 	return c.holding
 }
 
+// sentStream is the highest stream the server was sent HEADERS for.
+func (c *heldConn) sentStream() uint32 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.sent
+}
+
 // release sends what was held back, and lets later writes through.
 func (c *heldConn) release() {
 	c.mu.Lock()
@@ -299,7 +314,11 @@ func (c *heldConn) Write(p []byte) (int, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if !c.holding {
-		c.written.scan(p, nil)
+		c.written.scan(p, func(f frame) {
+			if f.typ == frameHeaders {
+				c.sent = max(c.sent, f.stream)
+			}
+		})
 		return c.Conn.Write(p)
 	}
 	// Whole frames only: a stream's frame is held back, the connection's
