@@ -4,7 +4,10 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"math"
 	"os"
+	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -96,10 +99,23 @@ func duration(in *durationpb.Duration, lowest, highest time.Duration) (time.Dura
 	if err := in.CheckValid(); err != nil {
 		return 0, status.Errorf(codes.InvalidArgument, "bad duration: %v", err)
 	}
-	d := in.AsDuration() // saturates beyond about 292 years: the message shows what was sent
+	d := in.AsDuration()
 	if d < lowest || d > highest {
-		sent := float64(in.GetSeconds()) + float64(in.GetNanos())/1e9
-		return 0, status.Errorf(codes.InvalidArgument, "bad duration %gs: want one from %s to %s, like 3s", sent, lowest, highest)
+		return 0, status.Errorf(codes.InvalidArgument, "bad duration %s: want one from %s to %s, like 3s", readable(in), lowest, highest)
 	}
 	return d, nil
+}
+
+// readable writes a duration as a person reads it, 100000h0m0s or 1ns.
+// Beyond time.Duration's range (about 292 years) AsDuration saturates, so
+// such a duration is written as it was sent, in seconds: 315576000000s.
+func readable(in *durationpb.Duration) string {
+	if d := in.AsDuration(); d != math.MaxInt64 && d != math.MinInt64 {
+		return d.String()
+	}
+	s := strconv.FormatInt(in.GetSeconds(), 10)
+	if n := in.GetNanos(); n != 0 {
+		s += strings.TrimRight(fmt.Sprintf(".%09d", max(n, -n)), "0")
+	}
+	return s + "s"
 }
