@@ -1,7 +1,9 @@
 package main
 
 import (
+	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"sync/atomic"
@@ -18,7 +20,7 @@ var counted atomic.Int64
 // by default): a delay between the work and the answer.
 func count(w http.ResponseWriter, r *http.Request) {
 	d, ok := delay(w, r, 0)
-	if !ok {
+	if !ok || !readBody(w, r) {
 		return
 	}
 	n := counted.Add(1)
@@ -29,6 +31,30 @@ func count(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	fmt.Fprintf(w, "%d\n", n)
+}
+
+// maxBody caps the body of a POST /count, which the server reads whole
+// before it counts.
+const maxBody = 1 << 20
+
+// readBody reads the request's body before the count, or answers 413 and
+// reports false when it is over maxBody. A handler that answers without
+// reading its body leaves the server to cut it off (HTTP/1.1 closes the
+// connection after the answer, HTTP/2 resets the stream), and the client
+// may then be told it failed for a request that counted: so the body is
+// read, or refused, first.
+func readBody(w http.ResponseWriter, r *http.Request) bool {
+	_, err := io.Copy(io.Discard, http.MaxBytesReader(w, r.Body, maxBody))
+	var tooLarge *http.MaxBytesError
+	switch {
+	case errors.As(err, &tooLarge):
+		http.Error(w, fmt.Sprintf("body too large: POST /count takes at most %d bytes", maxBody), http.StatusRequestEntityTooLarge)
+		return false
+	case err != nil:
+		// The client went away while sending: nobody is left to answer.
+		return false
+	}
+	return true
 }
 
 // delay reads ?d=, or answers 400 and reports false when it is no duration
