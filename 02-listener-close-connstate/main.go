@@ -21,6 +21,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -133,10 +134,11 @@ func home(w http.ResponseWriter, r *http.Request) {
 // slow stands for real work: it waits for ?d= (5s by default), then answers.
 func slow(w http.ResponseWriter, r *http.Request) {
 	d := 5 * time.Second
-	if v := r.URL.Query().Get("d"); v != "" {
-		parsed, err := time.ParseDuration(v)
-		if err != nil || parsed < 0 || parsed > maxDelay {
-			http.Error(w, fmt.Sprintf("bad d=%q: want a duration from 0s to %s, like 3s", v, maxDelay), http.StatusBadRequest)
+	// An empty d, or two of them, is a mistake to name, not a default.
+	if vs, given := r.URL.Query()["d"]; given {
+		parsed, err := time.ParseDuration(vs[0])
+		if len(vs) > 1 || err != nil || parsed < 0 || parsed > maxDelay {
+			http.Error(w, fmt.Sprintf("bad d=%q: want one duration from 0s to %s, like 3s", strings.Join(vs, "&d="), maxDelay), http.StatusBadRequest)
 			return
 		}
 		d = parsed

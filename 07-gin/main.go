@@ -24,6 +24,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -159,10 +160,11 @@ func home(c *gin.Context) {
 // slow stands for real work: it waits for ?d= (5s by default), then answers.
 func slow(c *gin.Context) {
 	d := 5 * time.Second
-	if v := c.Query("d"); v != "" {
-		parsed, err := time.ParseDuration(v)
-		if err != nil || parsed < 0 || parsed > maxDelay {
-			c.String(http.StatusBadRequest, "bad d=%q: want a duration from 0s to %s, like 3s\n", v, maxDelay)
+	// An empty d, or two of them, is a mistake to name, not a default.
+	if vs, given := c.GetQueryArray("d"); given {
+		parsed, err := time.ParseDuration(vs[0])
+		if len(vs) > 1 || err != nil || parsed < 0 || parsed > maxDelay {
+			c.String(http.StatusBadRequest, "bad d=%q: want one duration from 0s to %s, like 3s\n", strings.Join(vs, "&d="), maxDelay)
 			return
 		}
 		d = parsed

@@ -22,6 +22,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -157,11 +158,12 @@ func home(c echo.Context) error {
 // slow stands for real work: it waits for ?d= (5s by default), then answers.
 func slow(c echo.Context) error {
 	d := 5 * time.Second
-	if v := c.QueryParam("d"); v != "" {
-		parsed, err := time.ParseDuration(v)
-		if err != nil || parsed < 0 || parsed > maxDelay {
+	// An empty d, or two of them, is a mistake to name, not a default.
+	if vs, given := c.QueryParams()["d"]; given {
+		parsed, err := time.ParseDuration(vs[0])
+		if len(vs) > 1 || err != nil || parsed < 0 || parsed > maxDelay {
 			// echo's error handler answers this with a 400 and a one-line JSON body.
-			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("bad d=%q: want a duration from 0s to %s, like 3s", v, maxDelay))
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("bad d=%q: want one duration from 0s to %s, like 3s", strings.Join(vs, "&d="), maxDelay))
 		}
 		d = parsed
 	}

@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"strings"
 	"sync/atomic"
 	"time"
 )
@@ -60,13 +61,14 @@ func readBody(w http.ResponseWriter, r *http.Request) bool {
 // delay reads ?d=, or answers 400 and reports false when it is no duration
 // from 0s to maxDelay.
 func delay(w http.ResponseWriter, r *http.Request, byDefault time.Duration) (time.Duration, bool) {
-	v := r.URL.Query().Get("d")
-	if v == "" {
+	vs, given := r.URL.Query()["d"]
+	if !given {
 		return byDefault, true
 	}
-	d, err := time.ParseDuration(v)
-	if err != nil || d < 0 || d > maxDelay {
-		http.Error(w, fmt.Sprintf("bad d=%q: want a duration from 0s to %s, like 3s", v, maxDelay), http.StatusBadRequest)
+	// An empty d, or two of them, is a mistake to name, not a default.
+	d, err := time.ParseDuration(vs[0])
+	if len(vs) > 1 || err != nil || d < 0 || d > maxDelay {
+		http.Error(w, fmt.Sprintf("bad d=%q: want one duration from 0s to %s, like 3s", strings.Join(vs, "&d="), maxDelay), http.StatusBadRequest)
 		return 0, false
 	}
 	return d, true

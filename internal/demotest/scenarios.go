@@ -15,7 +15,7 @@ import (
 // The scenarios every step is checked against. A step passes a scenario
 // when the whole of its description holds.
 const (
-	Routes              = "routes"                // / and /slow answer as the contract says; bad d is 400, unknown paths 404
+	Routes              = "routes"                // / and /slow answer as the contract says; a bad, empty or repeated d is 400, unknown paths 404
 	InFlightDrain       = "in-flight-drain"       // a request in flight at SIGTERM gets its 200, then the program exits 0
 	SIGINT              = "sigint"                // the same with SIGINT, the signal Ctrl+C sends
 	NewConnsRefused     = "new-conns-refused"     // during the drain a new connection is refused, and the in-flight request still completes
@@ -141,7 +141,9 @@ func checkRoutes(t *testing.T, s Suite) error {
 	if r := p.Get("/slow?d=0s"); !r.OK() {
 		errs = append(errs, fmt.Errorf("GET /slow?d=0s = %v, want 200", r))
 	}
-	for _, d := range []string{"banana", "-1s", "61s", "2m", "5"} {
+	// An empty d and a repeated one are named as mistakes, not read as the
+	// default or as the first value (docs/conventions.md).
+	for _, d := range []string{"banana", "-1s", "61s", "2m", "5", "", "1s&d=abc", "1s&d=2s"} {
 		r := p.Get("/slow?d=" + d)
 		if r.Err != nil || r.Status != http.StatusBadRequest || strings.Count(strings.TrimSpace(r.Body), "\n") != 0 || strings.TrimSpace(r.Body) == "" {
 			errs = append(errs, fmt.Errorf("GET /slow?d=%s = %v, want 400 with a one-line reason", d, r))
