@@ -86,7 +86,12 @@ func TestGoAwayOnTheWire(t *testing.T) {
 //   - HTTP/1.1: an EOF it cannot tell from a POST processed and its answer
 //     lost, so it may not send it again. The step's known failure.
 //   - HTTP/1.1 with an Idempotency-Key: net/http sends it again on a new
-//     connection, which is refused: proof that it was never processed.
+//     connection, which is refused. The refusal is no proof that the first
+//     copy was never processed: shouldRetryRequest (transport.go) replays
+//     a keyed request whose handler ran and was cut by Close too. count=1
+//     is the proof, with Shutdown dropping unrun a request read after
+//     inShutdown is set (conn.serve, server.go). The replay is safe only
+//     if the server honours the key.
 //   - h2c: the GOAWAY came before the close; net/http sends it on a new
 //     connection, refused too.
 func TestKeepAliveRace(t *testing.T) {
@@ -125,7 +130,7 @@ func TestKeepAliveRace(t *testing.T) {
 			case tc.knownBad:
 				t.Logf("fails as declared: %s (%v), and the client cannot know the server never did the work", kind, err)
 			case kind != noretry.Refused:
-				t.Errorf("second POST: %s (%v), want refused: sent again by net/http and refused, so provably never processed", kind, err)
+				t.Errorf("second POST: %s (%v), want refused: sent again by net/http, and that copy refused (count=1 above is what proves the first was never processed)", kind, err)
 			}
 		})
 	}
