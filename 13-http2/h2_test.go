@@ -121,7 +121,9 @@ func TestKeepAliveRace(t *testing.T) {
 			if e := p.WaitExit(); e.Code != 0 {
 				t.Errorf("exit: %v, want 0", e)
 			}
-			if n := finishedCount(t, p); n != 1 {
+			n := finishedCount(t, p)
+			t.Logf("shutdown finished with count=%d", n)
+			if n != 1 {
 				t.Errorf("count=%d, want 1: the second POST reached no handler", n)
 			}
 			switch {
