@@ -33,8 +33,13 @@ test: fmt-check vet ## the one gate, as CI runs it: gofmt, go vet, every test wi
 	@# -p 4: the tests spend their time waiting on child processes, signals
 	@# and clocks, not on the CPU, so four packages at once on two cores
 	@# halves the wall time (27 s against 38 s, measured).
-	go test -race -p 4 ./...
-	@for m in $(MODULES); do echo "go test ./... (in $$m)"; (cd $$m && go test ./...) || exit 1; done
+	@# TOOLS_PRESENT (tools/present.sh) says which tools a test skips
+	@# without are here, so that a skip is not replayed from the test cache
+	@# once its tool is installed.
+	@# internal/testsum is go test as it prints without -v, plus a line per
+	@# skipped test and its reason at the end, cached results included.
+	TOOLS_PRESENT="$$(sh tools/present.sh)" go run ./internal/testsum -race -p 4 ./...
+	@for m in $(MODULES); do echo "go test ./... (in $$m)"; TOOLS_PRESENT="$$(sh tools/present.sh)" go run ./internal/testsum -C $$m ./... || exit 1; done
 
 .PHONY: soak
 soak: ## the suite N times in a row (N=10), then HOGGED=5 times with every core kept busy
@@ -84,8 +89,8 @@ run-%: ## build step NN into bin/ and run it in the foreground; flags go in ARGS
 
 test-%: ## run step NN's tests with -race
 	$(need_step)
-	go test -race ./$(call step_dir,$*)/...
-	@for m in $(filter $(call step_dir,$*)/%,$(MODULES)); do echo "go test ./... (in $$m)"; (cd $$m && go test ./...) || exit 1; done
+	TOOLS_PRESENT="$$(sh tools/present.sh)" go test -race ./$(call step_dir,$*)/...
+	@for m in $(filter $(call step_dir,$*)/%,$(MODULES)); do echo "go test ./... (in $$m)"; (cd $$m && TOOLS_PRESENT="$$(sh ../../tools/present.sh)" go test ./...) || exit 1; done
 
 # Step 09 is one program with two roles, each run in a terminal of its own:
 # say what to type when ARGS does not start with one.

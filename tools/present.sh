@@ -1,0 +1,15 @@
+#!/bin/sh
+# Prints one line per tool a test skips without, with where it is, or
+# "absent". make test puts the result in TOOLS_PRESENT for every test, and
+# each test that skips for a missing tool reads that variable: go test's
+# cache keys a result on the environment variables the test read (files it
+# stat'ed count only inside the module, so exec.LookPath of /usr/bin/protoc
+# does not), so once a tool appears the test runs again instead of having
+# its skip replayed from the cache.
+cd "$(dirname "$0")/.."
+for tool in protoc chromium make; do
+	printf '%s=%s\n' "$tool" "$(command -v "$tool" || echo absent)"
+done
+# grpcurl's modules are in the module cache when go tool can build it
+# without the network.
+printf 'grpcurl=%s\n' "$(GOPROXY=off go tool -modfile=tools/go.mod -n grpcurl 2>/dev/null || echo absent)"
