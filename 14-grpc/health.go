@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"sync/atomic"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/health"
@@ -9,8 +10,9 @@ import (
 	"google.golang.org/grpc/status"
 )
 
-// healthServer is grpc-go's health service with one change: its Watch
-// streams end when the drain begins, and say NOT_SERVING before they do.
+// healthServer is grpc-go's health service with two changes: its Watch
+// streams end when the drain begins, and say NOT_SERVING before they do;
+// and a Watch that starts after Shutdown ends at once, with no message.
 //
 // health.Server's Watch sends the latest status of its service whenever
 // it changes (a one-slot channel: a change overtaken by the next is not
@@ -22,11 +24,34 @@ import (
 type healthServer struct {
 	*health.Server
 	draining context.Context
+	shutDown atomic.Bool // set by Shutdown, at SIGTERM
 }
 
-// Watch runs health.Server's Watch on a stream whose context also ends with
+// Shutdown marks the server as going, then sets every status NOT_SERVING
+// and sends that to the Watch streams open on them.
+func (h *healthServer) Shutdown() {
+	h.shutDown.Store(true)
+	h.Server.Shutdown()
+}
+
+// Watch refuses a stream that starts once the server is going; any other it
+// runs with health.Server's Watch on a stream whose context also ends with
 // draining, and reports UNAVAILABLE when that is why it ended.
 func (h *healthServer) Watch(in *healthpb.HealthCheckRequest, stream healthpb.Health_WatchServer) error {
+	// A Watch that starts once the server is going ends with UNAVAILABLE
+	// and sends nothing, as Ticks does once the drain has begun. grpc-go's client health checker
+	// resets its backoff whenever it receives a message (v1.85.0,
+	// health/client.go, "tryCnt = 0"): a NOT_SERVING before the end would
+	// send it straight back, again and again, until it read the GOAWAY.
+	// With no message, each retry waits longer (1s, 1.6s, 2.6s…).
+	//
+	// A Watch open at SIGTERM still hears NOT_SERVING, then UNAVAILABLE, and
+	// cannot loop: it was running before, so it ends only once; the retry
+	// that follows at once is a new Watch, which gets no message, and the
+	// backoff applies from there.
+	if h.shutDown.Load() {
+		return status.Error(codes.Unavailable, shuttingDown)
+	}
 	ctx, cancel := context.WithCancel(stream.Context())
 	defer cancel()
 	defer context.AfterFunc(h.draining, cancel)()

@@ -84,8 +84,8 @@ func main() {
 		grpc.ConnectionTimeout(2 * time.Second),
 	)
 	slowpb.RegisterSlowServer(srv, &slowServer{draining: draining})
-	healthSrv := health.NewServer()
-	healthpb.RegisterHealthServer(srv, &healthServer{Server: healthSrv, draining: draining})
+	healthSrv := &healthServer{Server: health.NewServer(), draining: draining}
+	healthpb.RegisterHealthServer(srv, healthSrv)
 	// Reflection lets grpcurl list and call the services with no .proto.
 	reflection.Register(srv)
 	// "" is the whole server, as a Kubernetes gRPC probe asks by default.
