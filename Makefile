@@ -41,6 +41,16 @@ test: fmt-check vet ## the one gate, as CI runs it: gofmt, go vet, every test wi
 	TOOLS_PRESENT="$$(sh tools/present.sh)" go run ./internal/testsum -race -p 4 ./...
 	@for m in $(MODULES); do echo "go test ./... (in $$m)"; TOOLS_PRESENT="$$(sh tools/present.sh)" go run ./internal/testsum -C $$m ./... || exit 1; done
 
+.PHONY: prepare
+prepare: ## fetch and build everything the tests and exercises use (modules, grpcurl, the race build cache), once, while you have a network
+	go mod download
+	@for m in $(MODULES); do (cd $$m && go mod download) || exit 1; done
+	go build ./...
+	go test -race -run '^$$' ./... >/dev/null
+	@for m in $(MODULES); do (cd $$m && go test -run '^$$' ./... >/dev/null) || exit 1; done
+	go tool -modfile=tools/go.mod grpcurl -version
+	@echo "prepared: make test and every exercise now need no network"
+
 .PHONY: soak
 soak: ## the suite N times in a row (N=10), then HOGGED=5 times with every core kept busy
 	@sh tools/soak.sh $(or $(N),10) $(or $(HOGGED),5)
