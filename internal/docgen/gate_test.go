@@ -70,6 +70,7 @@ func firstDifference(old, new string) string {
 // with one error per problem it reports, each naming file:line.
 func TestLinksAndAnchors(t *testing.T)                  { checkAllMarkdown(t, CheckLinks) }
 func TestTranslationsFollowTheirOriginals(t *testing.T) { checkAllMarkdown(t, CheckTranslations) }
+func TestNoLineBreakBetweenCJK(t *testing.T)            { checkAllMarkdown(t, CheckNoLineBreakBetweenCJK) }
 
 func checkAllMarkdown(t *testing.T, check func(root string, files []string) ([]string, error)) {
 	root, err := FindRoot(".")

@@ -77,6 +77,21 @@ func skeleton(src string) []landmark {
 	return marks
 }
 
+// translatedFrom returns the page (relative to the root) that the page name,
+// whose text is src, says it translates, or "" when it is no translation.
+// The line must be among the first five: the page says up front what it
+// follows.
+func translatedFrom(name, src string) string {
+	original := ""
+	head := strings.SplitN(src, "\n", 6)
+	for _, line := range head[:min(5, len(head))] {
+		if m := translationRE.FindStringSubmatch(strings.TrimSpace(line)); m != nil {
+			original = path.Join(path.Dir(name), m[1])
+		}
+	}
+	return original
+}
+
 // CheckTranslations finds every translated page among files (relative to
 // root) and returns one message for each place where its skeleton leaves
 // the original's, naming both files and lines; one per pair, the first.
@@ -87,15 +102,7 @@ func CheckTranslations(root string, files []string) ([]string, error) {
 		if err != nil {
 			return nil, err
 		}
-		// The line must be among the first five: the page says up front
-		// what it follows.
-		original := ""
-		head := strings.SplitN(string(src), "\n", 6)
-		for _, line := range head[:min(5, len(head))] {
-			if m := translationRE.FindStringSubmatch(strings.TrimSpace(line)); m != nil {
-				original = path.Join(path.Dir(name), m[1])
-			}
-		}
+		original := translatedFrom(name, string(src))
 		if original == "" {
 			continue
 		}
