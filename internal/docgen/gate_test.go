@@ -71,6 +71,7 @@ func firstDifference(old, new string) string {
 func TestLinksAndAnchors(t *testing.T)                  { checkAllMarkdown(t, CheckLinks) }
 func TestTranslationsFollowTheirOriginals(t *testing.T) { checkAllMarkdown(t, CheckTranslations) }
 func TestNoLineBreakBetweenCJK(t *testing.T)            { checkAllMarkdown(t, CheckNoLineBreakBetweenCJK) }
+func TestCitedTestsExist(t *testing.T)                  { checkAllMarkdown(t, CheckTestNames) }
 
 func checkAllMarkdown(t *testing.T, check func(root string, files []string) ([]string, error)) {
 	root, err := FindRoot(".")
