@@ -93,6 +93,8 @@ lint: ## golangci-lint: govet, staticcheck, errcheck, gosec's server timeouts (.
 run-%: ## build step NN into bin/ and run it in the foreground; flags go in ARGS="..."
 	$(need_step)
 	@$(run_check_$*)
+	@# On an empty build cache the build is silent for a while: say so.
+	@echo "building $(call step_dir,$*)…"
 	go build -o bin/$(call step_dir,$*).new ./$(call step_dir,$*)
 	mv bin/$(call step_dir,$*).new bin/$(call step_dir,$*)
 	./bin/$(call step_dir,$*) $(ARGS)
