@@ -40,10 +40,11 @@ const maxBody = 1 << 20
 
 // readBody reads the request's body before the count, or answers 413 and
 // reports false when it is over maxBody. A handler that answers without
-// reading its body leaves the server to cut it off (HTTP/1.1 closes the
-// connection after the answer, HTTP/2 resets the stream), and the client
-// may then be told it failed for a request that counted: so the body is
-// read, or refused, first.
+// reading its body leaves the rest to the server (HTTP/1.1 discards up to
+// 256 KiB of it and closes the connection when more is left, HTTP/2 resets
+// the stream when the client is still sending), and the client may then
+// be told it failed for a request that counted: so the body is read, or
+// refused, first.
 func readBody(w http.ResponseWriter, r *http.Request) bool {
 	_, err := io.Copy(io.Discard, http.MaxBytesReader(w, r.Body, maxBody))
 	var tooLarge *http.MaxBytesError

@@ -140,8 +140,10 @@ func TestKeepAliveRace(t *testing.T) {
 
 // A no-retry load of POST /count through SIGTERM: every lane POSTs until a
 // dial is refused. Over h2c, and over HTTP/1.1 with an Idempotency-Key, no
-// failure on a reused connection is ambiguous (the keep-alive race is
-// what GOAWAY and the key end), and count equals the answers. Over
+// failure on a reused connection is ambiguous (net/http sends the request
+// again, after a GOAWAY or, with the key, after the race's EOF), and count
+// equals the answers. /count does not honour the key: count is what shows
+// that no copy net/http sent again had been run before. Over
 // HTTP/1.1 without a key the race may or may not happen in a given run:
 // its result is logged, not asserted (TestKeepAliveRace asserts it).
 //

@@ -2,7 +2,8 @@
 // on the same port. Over HTTP/2, Shutdown sends each connection a GOAWAY
 // that names the last request the server will answer, so a client knows
 // which requests it may send again: the keep-alive race of HTTP/1.1, where
-// an idle connection closes just as the client writes on it, is gone.
+// an idle connection closes just as the client writes on it, no longer
+// leaves the client guessing whether its request was processed.
 //
 // Usage:
 //
