@@ -72,6 +72,7 @@ func TestLinksAndAnchors(t *testing.T)                  { checkAllMarkdown(t, Ch
 func TestTranslationsFollowTheirOriginals(t *testing.T) { checkAllMarkdown(t, CheckTranslations) }
 func TestNoLineBreakBetweenCJK(t *testing.T)            { checkAllMarkdown(t, CheckNoLineBreakBetweenCJK) }
 func TestCitedTestsExist(t *testing.T)                  { checkAllMarkdown(t, CheckTestNames) }
+func TestGlossariesAreFollowed(t *testing.T)            { checkAllMarkdown(t, CheckGlossaries) }
 
 func checkAllMarkdown(t *testing.T, check func(root string, files []string) ([]string, error)) {
 	root, err := FindRoot(".")
