@@ -34,6 +34,7 @@ var (
 	glossaryHeadRE  = regexp.MustCompile(`^\| English \| (\S[^|]*?) \| not \|$`)
 	glossaryWordRE  = regexp.MustCompile("^`([^`]+)`$")
 	glossaryWordsRE = regexp.MustCompile("^(?:`[^`]+`(?: +`[^`]+`)*)?$")
+	codeWordRE      = regexp.MustCompile("`([^`]+)`")
 )
 
 // isGlossary reports whether the Markdown file name is a glossary.
@@ -106,8 +107,8 @@ func parseGlossary(name, src string) (glossary, []string) {
 				continue
 			}
 			row := glossaryRow{line: i + 1, term: term, chosen: m[1]}
-			for _, w := range strings.Fields(rejected) {
-				row.rejected = append(row.rejected, strings.Trim(w, "`"))
+			for _, w := range codeWordRE.FindAllStringSubmatch(rejected, -1) {
+				row.rejected = append(row.rejected, w[1]) // a word may hold a space: `0 で終了`
 			}
 			g.rows = append(g.rows, row)
 		}

@@ -10,6 +10,7 @@ const sampleGlossary = "<!-- glossary of: ../../README.ja.md *.md -->\n# 用語�
 	"| handler | `ハンドラー` | `ハンドラ` |\n" +
 	"| budget | `持ち時間` | `予算` `タイムバジェット` |\n" +
 	"| signal | `シグナル` | |\n" +
+	"| exits 0 | `exit 0` | `0 で終了` |\n" +
 	"\nNotes.\n"
 
 func TestCheckGlossaries(t *testing.T) {
@@ -19,24 +20,25 @@ func TestCheckGlossaries(t *testing.T) {
 		want  []string
 	}{
 		{"every word used, none rejected", map[string]string{
-			"README.ja.md":  "ハンドラーが持ち時間を使う。\n",
+			"README.ja.md":  "ハンドラーが持ち時間を使い、exit 0 します。0 と 1 です。\n",
 			"docs/ja/a.md":  "シグナルを受ける。\n",
 			"docs/en.md":    "予算 is not checked here: no glossary governs it\n",
 			"docs/ja/b.txt": "ハンドラ: not Markdown\n",
 		}, nil},
 		{"a rejected word, also inside the chosen one's line", map[string]string{
-			"README.ja.md": "ハンドラーと持ち時間。\nハンドラーとハンドラ。\n",
+			"README.ja.md": "ハンドラーと持ち時間で exit 0。\nハンドラーとハンドラ。0 で終了します。\n",
 			"docs/ja/a.md": "シグナル\n\n予算とタイムバジェット\n",
 		}, []string{
 			`README.ja.md:2: "ハンドラ", which docs/ja/glossary.md rejects: write "ハンドラー" (handler)`,
+			`README.ja.md:2: "0 で終了", which docs/ja/glossary.md rejects: write "exit 0" (exits 0)`,
 			`docs/ja/a.md:3: "予算", which docs/ja/glossary.md rejects: write "持ち時間" (budget)`,
 			`docs/ja/a.md:3: "タイムバジェット", which docs/ja/glossary.md rejects: write "持ち時間" (budget)`,
 		}},
 		{"code, code spans and generated parts are not prose", map[string]string{
-			"README.ja.md": "ハンドラーと持ち時間とシグナル。`予算`\n```\nハンドラ\n```\n<!-- gen:file a.txt -->\n予算\n<!-- gen:end -->\n",
+			"README.ja.md": "ハンドラーと持ち時間とシグナル、exit 0。`予算`\n```\nハンドラ\n```\n<!-- gen:file a.txt -->\n予算\n<!-- gen:end -->\n",
 		}, nil},
 		{"a chosen word used nowhere", map[string]string{
-			"README.ja.md": "ハンドラーと持ち時間。`シグナル`\n",
+			"README.ja.md": "ハンドラーと持ち時間、exit 0。`シグナル`\n",
 		}, []string{"docs/ja/glossary.md:10: `シグナル` (signal) is used on no page"}},
 		{"no page governed", map[string]string{}, []string{
 			"docs/ja/glossary.md:1: governs no page: none of ../../README.ja.md *.md exists",
@@ -86,13 +88,13 @@ func TestParseGlossaryRejectsMalformed(t *testing.T) {
 func TestCheckGlossariesReadsTheGlossarysLineBreaks(t *testing.T) {
 	root := writeFiles(t, map[string]string{
 		"docs/ja/glossary.md": sampleGlossary + "注意の\n続き\n",
-		"docs/ja/a.md":        "ハンドラーと持ち時間とシグナル\n",
+		"docs/ja/a.md":        "ハンドラーと持ち時間とシグナル、exit 0\n",
 	})
 	got, err := CheckGlossaries(root, []string{"docs/ja/a.md", "docs/ja/glossary.md"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(got) != 1 || !strings.HasPrefix(got[0], "docs/ja/glossary.md:13: a line break between two CJK characters") {
-		t.Errorf("got %q, want one line break at docs/ja/glossary.md:13", got)
+	if len(got) != 1 || !strings.HasPrefix(got[0], "docs/ja/glossary.md:14: a line break between two CJK characters") {
+		t.Errorf("got %q, want one line break at docs/ja/glossary.md:14", got)
 	}
 }
