@@ -37,9 +37,11 @@
 //	go run ./internal/docgen -diff OLD NEW   print the unified diff of two files
 //
 // The test of this package (part of `make test`) fails when a generated
-// part is stale or a relative link or anchor is broken; it checks the
-// gen:gosrc parts only when the installed Go is GoRelease, and downloads
-// nothing.
+// part is stale, a relative link or anchor is broken, a translated page
+// leaves its original's skeleton or breaks a line between two CJK
+// characters, a cited test does not exist, or a page uses a word its
+// language's glossary rejects (glossary.go); it checks the gen:gosrc parts
+// only when the installed Go is GoRelease, and downloads nothing.
 package main
 
 import (
