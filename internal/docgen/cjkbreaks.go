@@ -10,7 +10,8 @@ import (
 )
 
 // A Markdown renderer turns a soft line break into a space, and between two
-// Japanese characters a space is a visible gap in the middle of a sentence.
+// Japanese or Chinese characters a space is a visible gap in the middle of a
+// sentence.
 // So a translated page keeps one paragraph (and one list item) a line: no
 // line break may fall between two CJK characters. Code blocks and generated
 // parts are left alone, and so is a hard break (a line ending in two spaces),

@@ -19,6 +19,10 @@ func TestCJKBreaks(t *testing.T) {
 		{"fullwidth paren", "（対策）\n（対策）", []int{1}},
 		{"list continuation", "- 項目の\n  続きです", []int{1}},
 		{"blockquote", "> 引用の\n> 続き", []int{1}},
+		{"traditional chinese", "程式會\n結束。", []int{1}},
+		{"fullwidth comma", "連線，\n然後關閉", []int{1}},
+		{"corner brackets", "「優雅關閉」\n是什麼", []int{1}},
+		{"han then english term", "優雅關閉\ngraceful shutdown", nil},
 		{"cjk then ascii", "ステップ\n`go test` です", nil},
 		{"ascii then cjk", "`go test`\nです", nil},
 		{"paragraph break", "段落。\n\n次の段落。", nil},
@@ -37,8 +41,10 @@ func TestCJKBreaks(t *testing.T) {
 func TestCheckNoLineBreakBetweenCJKOnlyReadsTranslations(t *testing.T) {
 	root := t.TempDir()
 	for name, src := range map[string]string{
-		"en.md":    "日本\n語\n",
-		"ja/en.md": "# 題\n\n<!-- translation of ../en.md -->\n日本\n語\n",
+		"en.md":           "日本\n語\n",
+		"ja/en.md":        "# 題\n\n<!-- translation of ../en.md -->\n日本\n語\n",
+		"README.zh-TW.md": "<!-- translation of en.md -->\n# 標題\n\n優雅\n關閉\n",
+		"zh-tw/en.md":     "<!-- translation of ../en.md -->\n# 標題\n\n一行一段。\n",
 	} {
 		p := filepath.Join(root, filepath.FromSlash(name))
 		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
@@ -48,11 +54,11 @@ func TestCheckNoLineBreakBetweenCJKOnlyReadsTranslations(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	got, err := CheckNoLineBreakBetweenCJK(root, []string{"en.md", "ja/en.md"})
+	got, err := CheckNoLineBreakBetweenCJK(root, []string{"en.md", "ja/en.md", "README.zh-TW.md", "zh-tw/en.md"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(got) != 1 || !strings.HasPrefix(got[0], "ja/en.md:4: ") {
-		t.Errorf("got %q, want one problem at ja/en.md:4", got)
+	if len(got) != 2 || !strings.HasPrefix(got[0], "ja/en.md:4: ") || !strings.HasPrefix(got[1], "README.zh-TW.md:4: ") {
+		t.Errorf("got %q, want one problem at ja/en.md:4 and one at README.zh-TW.md:4", got)
 	}
 }

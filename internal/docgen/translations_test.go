@@ -38,3 +38,23 @@ func TestCheckTranslations(t *testing.T) {
 		})
 	}
 }
+
+// The Traditional Chinese pages are found the same way: a README beside the
+// English one at the root, and pages in a docs/zh-tw folder.
+func TestCheckTranslationsFindsZhTW(t *testing.T) {
+	const en = "# Title\n\n```sh\nmake run-01\n```\n"
+	root := writeFiles(t, map[string]string{
+		"README.md":        en,
+		"README.zh-TW.md":  "<!-- translation of README.md -->\n# 標題\n\n```sh\nmake run-01\n```\n",
+		"docs/workshop.md": en,
+		"docs/zh-tw/ws.md": "<!-- translation of ../workshop.md -->\n# 工作坊\n\n```sh\nmake run-02\n```\n",
+	})
+	got, err := CheckTranslations(root, []string{"README.md", "README.zh-TW.md", "docs/workshop.md", "docs/zh-tw/ws.md"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "docs/zh-tw/ws.md:4 has a code block ```sh… where docs/workshop.md:3 has a code block ```sh…"
+	if strings.Join(got, "\n") != want {
+		t.Errorf("got  %q\nwant %q", strings.Join(got, "\n"), want)
+	}
+}
