@@ -30,7 +30,7 @@ func TestScenarios(t *testing.T) {
 // connections are closed, the request in flight completes, exit 0.
 func TestDrainDelay(t *testing.T) {
 	t.Parallel()
-	const delay = time.Second
+	const delay = 2 * time.Second // room for the checks below on a busy machine
 	p := demotest.Start(t, "-drain-delay="+delay.String(), "-shutdown-timeout=5s")
 	for _, path := range []string{"/readyz", "/livez"} {
 		if r := p.Get(path); !r.OK() {

@@ -145,23 +145,27 @@ func awaitGone(pid int) bool {
 // kubelet's, or another platform's health check that keeps going.
 func TestLivenessProbeThatFailsDuringTheDrain(t *testing.T) {
 	t.Parallel()
-	const delay = 1500 * time.Millisecond
 	for _, c := range []struct {
 		path       string
 		wantKilled bool
-	}{{"/readyz", true}, {"/livez", false}} {
+		// The delay the program drains for. The probe that kills needs
+		// 10 failures of 50ms or more; a long delay leaves it room on a
+		// busy machine and costs nothing, since the kill ends the run.
+		// The probe that must not kill runs through a short one.
+		delay time.Duration
+	}{{"/readyz", true, 20 * time.Second}, {"/livez", false, 1500 * time.Millisecond}} {
 		t.Run(c.path, func(t *testing.T) {
 			t.Parallel()
-			p := demotest.Start(t, "-drain-delay="+delay.String())
+			p := demotest.Start(t, "-drain-delay="+c.delay.String(), "-shutdown-timeout=5s")
 			// The request ends just after the delay, so that the drain that
 			// follows is short.
-			inFlight := p.GetAsync("/slow?d=" + (delay + 20*time.Millisecond).String())
+			inFlight := p.GetAsync("/slow?d=" + (c.delay + 20*time.Millisecond).String())
 			p.WaitLog("slow request started")
 			// Probes fail after 10 × 50ms = 500ms or more: well within the
 			// delay, and much longer than the drain once the listener closes.
 			stop := kubesim.Liveness{Path: c.path, Period: 50 * time.Millisecond, FailureThreshold: 10}.Watch(p.Process)
 			p.Signal(syscall.SIGTERM)
-			r := demotest.AwaitResponse(inFlight, delay+demotest.EventTimeout)
+			r := demotest.AwaitResponse(inFlight, c.delay+demotest.EventTimeout)
 			exit := p.WaitExit()
 			killed := stop()
 			if killed != c.wantKilled {
