@@ -360,4 +360,3 @@ func (p *wrapper) checkOrphaned(pid int) {
 		p.t.Errorf("the program was signalled (%s); want it never told to stop", l.Raw)
 	}
 }
-
