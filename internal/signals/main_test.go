@@ -108,11 +108,20 @@ var unshareWorks struct {
 // hook or a helper does, and reaps it as it should: the child is a shell
 // that puts a command in the background and exits at once, so that the
 // command, orphaned, is handed to PID 1 of its namespace and exits there a
-// moment later. Then the spawner waits for SIGTERM.
+// moment later. Then the spawner waits for SIGTERM, and logs "hangup"
+// whenever it gets a SIGHUP, so that a test can see what is left after a
+// round trip through it: a zombie still there was not reaped.
 func spawner() {
 	slog.SetDefault(slog.New(slog.NewTextHandler(os.Stderr, nil)))
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM)
 	defer stop()
+	hangup := make(chan os.Signal, 1)
+	signal.Notify(hangup, syscall.SIGHUP)
+	go func() {
+		for range hangup {
+			slog.Info("hangup")
+		}
+	}()
 	out, err := exec.Command("sh", "-c", "sleep 0.1 & echo $!").Output()
 	if err != nil {
 		slog.Error("cannot start the helper", "err", err)
