@@ -75,3 +75,45 @@ func TestShellInFront(t *testing.T) {
 		})
 	}
 }
+
+// TestGroupOrOnePid: a supervisor that signals the process group, as a
+// terminal does on Ctrl+C, kill -TERM -- -PGID, or systemd with
+// KillMode=control-group (its cgroup, not a group, but the same idea:
+// every process), reaches the program whatever stands in front of it;
+// one that signals one pid reaches that pid only. dash -c "program" is the
+// wrapper that passes nothing on.
+func TestGroupOrOnePid(t *testing.T) {
+	t.Parallel()
+	for _, group := range []bool{false, true} {
+		name := "one pid"
+		if group {
+			name = "the group"
+		}
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			dash := needTool(t, "dash", "apt-get install dash")
+			addr, err := proc.FreeAddr()
+			if err != nil {
+				t.Fatal(err)
+			}
+			p := startWrapper(t, "", dash, "-c", step04+" -addr "+addr)
+			p.addr = addr
+			pid := p.awaitListening()
+			if !group {
+				p.signal(syscall.SIGTERM)
+				if got := p.awaitExit(); got != "killed by SIGTERM" {
+					t.Errorf("the shell: %s; want killed by SIGTERM", got)
+				}
+				p.checkOrphaned(pid)
+				return
+			}
+			answer := p.slowRequest()
+			p.signalGroup(syscall.SIGTERM)
+			p.checkDrained("terminated signal received", answer)
+			if got := p.awaitExit(); got != "killed by SIGTERM" {
+				t.Errorf("the shell: %s; want killed by SIGTERM", got)
+			}
+			p.awaitOutputEnd()
+		})
+	}
+}
