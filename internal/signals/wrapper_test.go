@@ -70,14 +70,15 @@ func startWrapper(t *testing.T, dir string, argv ...string) *wrapper {
 	p := &wrapper{t: t, cmd: cmd, grew: make(chan struct{}), outputEnded: make(chan struct{}), exited: make(chan struct{})}
 	go p.read(r)
 	go func() {
-		cmd.Wait()
+		_ = cmd.Wait() // a non-zero exit is an error; ProcessState says how it ended
 		p.state = cmd.ProcessState
 		close(p.exited)
 	}()
 	t.Cleanup(func() {
-		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		// Whatever has exited already is no error: ESRCH is ignored.
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
 		for _, pid := range p.alsoKill {
-			syscall.Kill(pid, syscall.SIGKILL)
+			_ = syscall.Kill(pid, syscall.SIGKILL)
 		}
 		select {
 		case <-p.outputEnded:
