@@ -210,6 +210,9 @@ func (p *wrapper) awaitOutputEnd() {
 }
 
 func exitOf(ps *os.ProcessState) string {
+	if ps == nil {
+		return "unknown: Wait returned no status"
+	}
 	if ws, ok := ps.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
 		return "killed by " + proc.SignalName(ws.Signal())
 	}
