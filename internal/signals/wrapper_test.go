@@ -2,6 +2,7 @@ package signals
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -236,11 +237,19 @@ func (p *wrapper) signalGroup(sig syscall.Signal) {
 	}
 }
 
-// alive reports whether pid is a process that has not exited; a zombie,
-// exited but not yet reaped, counts as exited.
+// alive reports whether pid is a process that has not exited. Where there
+// is a /proc (Linux), a zombie, exited but not yet reaped, counts as
+// exited; elsewhere (macOS) signal 0 says whether the pid exists.
 func alive(pid int) bool {
+	if err := syscall.Kill(pid, 0); err != nil && !errors.Is(err, syscall.EPERM) {
+		return false
+	}
 	state, _, err := procStatus(pid)
-	return err == nil && state != "Z"
+	if err != nil {
+		_, noProc := os.Stat("/proc/self/stat")
+		return noProc != nil // gone in between, where there is a /proc
+	}
+	return state != "Z"
 }
 
 // procStatus reads a process's state (R, S, Z...) and parent from
