@@ -36,7 +36,18 @@ func startMake(t *testing.T, target string, args ...string) (*wrapper, int) {
 		t.Fatal(err)
 	}
 	flags := append([]string{"-addr", addr}, args...)
-	p := startWrapper(t, dir, makePath, "--no-print-directory", target, "PROGRAM="+step04, "ARGS="+strings.Join(flags, " "))
+	// Under make test this test runs below a make, whose variables would
+	// make this one a sub-make (make[1]: in its messages, the outer make's
+	// flags): start it as a user's shell does.
+	var env []string
+	for _, kv := range os.Environ() {
+		switch name, _, _ := strings.Cut(kv, "="); name {
+		case "MAKELEVEL", "MAKEFLAGS", "MFLAGS", "MAKEOVERRIDES":
+		default:
+			env = append(env, kv)
+		}
+	}
+	p := startWrapperEnv(t, dir, env, makePath, target, "PROGRAM="+step04, "ARGS="+strings.Join(flags, " "))
 	p.addr = addr
 	return p, p.awaitListening()
 }

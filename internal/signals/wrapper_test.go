@@ -49,13 +49,21 @@ type wrapper struct {
 }
 
 // startWrapper starts argv in a process group of its own, in dir ("" for
-// this folder). At the end of the test every process it left is killed,
+// this folder), with this process's environment. At the end of the test every process it left is killed,
 // and the test waits until the output has ended, so that nothing it
 // started outlives it.
 func startWrapper(t *testing.T, dir string, argv ...string) *wrapper {
 	t.Helper()
+	return startWrapperEnv(t, dir, nil, argv...)
+}
+
+// startWrapperEnv is startWrapper with the environment env (nil: this
+// process's).
+func startWrapperEnv(t *testing.T, dir string, env []string, argv ...string) *wrapper {
+	t.Helper()
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Dir = dir
+	cmd.Env = env
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	r, w, err := os.Pipe()
 	if err != nil {
