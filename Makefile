@@ -47,6 +47,8 @@ prepare: ## fetch and build everything the tests and exercises use (modules, grp
 	@for m in $(MODULES); do (cd $$m && go mod download) || exit 1; done
 	go build ./...
 	go test -race -run '^$$' ./... >/dev/null
+	@# internal/signals compiles every step for Windows too
+	GOOS=windows go list -export $(addprefix ./,$(STEPS)) >/dev/null
 	@for m in $(MODULES); do (cd $$m && go test -run '^$$' ./... >/dev/null) || exit 1; done
 	go tool -modfile=tools/go.mod grpcurl -version
 	@echo "prepared: make test and every exercise now need no network"

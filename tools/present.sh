@@ -7,7 +7,7 @@
 # does not), so once a tool appears the test runs again instead of having
 # its skip replayed from the cache.
 cd "$(dirname "$0")/.."
-for tool in protoc chromium make; do
+for tool in protoc chromium make tini dumb-init unshare dash bash; do
 	printf '%s=%s\n' "$tool" "$(command -v "$tool" || echo absent)"
 done
 # grpcurl's modules are in the module cache when go tool can build it
