@@ -189,13 +189,19 @@ func checkStoredOnce(t *testing.T, store string, accepted, unknown []string) {
 }
 
 // TestOrdersThroughSIGTERM: a load of POSTs, and SIGTERM in the middle of
-// it. The program exits 0, having answered every order it took; those the
-// consumer had not reached are still in the stream, and a new process on
-// the same -store stores them: every order answered 202 is stored once.
+// it. The program exits 0, having answered every order it took and left no
+// message in hand: what it had fetched is stored and acknowledged. The
+// orders the consumer had not reached are still in the stream, and a new
+// process on the same -store stores them: every order answered 202 is
+// stored once. Each store takes 20ms, so that the consumer is always
+// behind the clients and holds a full prefetch at the signal; AckWait is
+// far beyond the test, so that a message left in hand (a consumer stopped
+// with Stop, which drops what it had fetched) fails the test instead of
+// slowing it.
 func TestOrdersThroughSIGTERM(t *testing.T) {
 	t.Parallel()
 	store := t.TempDir()
-	args := []string{"-store", store, "-drain-delay", "0s", "-shutdown-timeout", "10s"}
+	args := []string{"-store", store, "-drain-delay", "0s", "-shutdown-timeout", "10s", "-ack-wait", "10m", "-work-time", "20ms"}
 	p := demotest.Start(t, args...)
 	load := startOrderLoad(p.Addr, 8, 200)
 	load.awaitAnswered(t, 40)
@@ -219,6 +225,9 @@ func TestOrdersThroughSIGTERM(t *testing.T) {
 	}
 
 	again := demotest.Start(t, args...)
+	if resumed := again.WaitLog("consumer resumed"); resumed.Attr("ack_pending") != "0" {
+		t.Fatalf("consumer resumed %v, want ack_pending=0: the first process left messages in hand", resumed.Attrs)
+	}
 	awaitStored(t, again, accepted, demotest.EventTimeout)
 	again.Signal(syscall.SIGTERM)
 	if exit := again.WaitExit(); exit.Code != 0 {
