@@ -35,6 +35,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -57,15 +58,18 @@ func run() int {
 	// What sits behind the handlers, started in the order it will stop in
 	// reverse. The defers only act when the start fails: the shutdown
 	// below closes each part in its turn, and a second close does nothing.
-	ns, err := startNATS(filepath.Join(flags.store, "jetstream"))
-	if err != nil {
-		slog.Error("cannot start the NATS server", "store", flags.store, "err", err)
-		return 1
+	// With -nats-url, the NATS servers are someone else's to run.
+	var ns *server.Server
+	if flags.natsURL == "" {
+		if ns, err = startNATS(filepath.Join(flags.store, "jetstream")); err != nil {
+			slog.Error("cannot start the NATS server", "store", flags.store, "err", err)
+			return 1
+		}
+		defer ns.Shutdown()
 	}
-	defer ns.Shutdown()
-	nc, ncClosed, err := connect(ns)
+	nc, ncClosed, err := connect(ns, flags.natsURL)
 	if err != nil {
-		slog.Error("cannot connect to NATS", "err", err)
+		slog.Error("cannot connect to NATS", "nats_url", flags.natsShown, "err", err)
 		return 1
 	}
 	defer nc.Close()
@@ -110,7 +114,7 @@ func run() int {
 	}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(listener) }()
-	slog.Info("listening", "addr", listener.Addr().String(), "pid", os.Getpid(), "store", flags.store)
+	slog.Info("listening", "addr", listener.Addr().String(), "pid", os.Getpid(), "store", flags.store, "nats_url", flags.natsShown)
 
 	select {
 	case err := <-serveErr:
@@ -165,9 +169,11 @@ func run() int {
 	// 5. The database, now that nothing uses it.
 	budget.phase("database", natsServerShare, func(ctx context.Context) error { return waitFor(ctx, db.close) })
 	// 6. The embedded NATS server last: this process was its client.
-	budget.phase("nats-server", 0, func(ctx context.Context) error {
-		return waitFor(ctx, func() error { ns.Shutdown(); ns.WaitForShutdown(); return nil })
-	})
+	if ns != nil {
+		budget.phase("nats-server", 0, func(ctx context.Context) error {
+			return waitFor(ctx, func() error { ns.Shutdown(); ns.WaitForShutdown(); return nil })
+		})
+	}
 
 	if err := <-serveErr; !errors.Is(err, http.ErrServerClosed) {
 		slog.Error("server failed", "addr", flags.addr, "err", err)
@@ -193,6 +199,7 @@ func logResumed(ctx context.Context, consumer jetstream.Consumer) {
 // flags are the command line, checked.
 type flags struct {
 	addr, store, database       string
+	natsURL, natsShown          string // natsShown has its passwords masked
 	shutdownTimeout, drainDelay time.Duration
 	ackWait, workTime           time.Duration
 	prefetch                    int
@@ -203,6 +210,7 @@ func parseFlags() flags {
 	var f flags
 	flag.StringVar(&f.addr, "addr", "localhost:8080", `address to listen on; ":8080" listens on every interface`)
 	flag.StringVar(&f.store, "store", "", "folder for the stream's files and the database (default a new temporary folder)")
+	flag.StringVar(&f.natsURL, "nats-url", "", "nats:// URLs of NATS servers with JetStream (default a server inside the process)")
 	flag.StringVar(&f.database, "database", "", "a SQLite file (default orders.db in -store)")
 	flag.DurationVar(&f.shutdownTimeout, "shutdown-timeout", 10*time.Second, "the whole shutdown's budget, the drain delay included")
 	flag.DurationVar(&f.drainDelay, "drain-delay", 2*time.Second, "how long to go on serving after SIGTERM, /readyz answering 503")
@@ -230,6 +238,13 @@ func parseFlags() flags {
 		bad("-work-time %s: want from 0s to less than -ack-wait %s, or JetStream delivers the order again while it is being stored", f.workTime, f.ackWait)
 	case f.prefetch < 1:
 		bad("-prefetch %d: want 1 or more", f.prefetch)
+	}
+	if f.natsURL != "" {
+		shown, err := parseNATSURL(f.natsURL)
+		if err != nil {
+			bad("%v", err)
+		}
+		f.natsShown = shown
 	}
 	if f.store == "" {
 		dir, err := os.MkdirTemp("", "16-dependencies-")

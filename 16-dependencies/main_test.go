@@ -36,6 +36,8 @@ func TestBadCommandLine(t *testing.T) {
 		{[]string{"-work-time", "40s"}, "less than -ack-wait 30s"},
 		{[]string{"-prefetch", "0"}, "-prefetch 0: want 1 or more"},
 		{[]string{"-shutdown-timeout", "0s"}, "-shutdown-timeout must be more than 0"},
+		{[]string{"-nats-url", "http://u:secret@localhost:4222"}, "-nats-url takes nats://host:port"},
+		{[]string{"-nats-url", "localhost:4222"}, "-nats-url takes nats://host:port"},
 	} {
 		t.Run(strings.Join(c.args, " "), func(t *testing.T) {
 			t.Parallel()

@@ -115,17 +115,25 @@ func awaitStored(t *testing.T, p *demotest.Process, ids []string, within time.Du
 				t.Fatalf("GET /orders/%s = %v, want 200 or 404", id, r)
 			}
 			if time.Now().After(deadline) {
-				t.Fatalf("order %s, answered 202, is still not stored %s after the restart", id, within)
+				t.Fatalf("order %s, answered 202, is still not stored after %s", id, within)
 			}
 			time.Sleep(10 * time.Millisecond) // poll interval while the consumer catches up
 		}
 	}
 }
 
-// storedRows reads the table the program wrote, once no process runs.
+// storedRows reads the table the program wrote in -store, once no process
+// runs.
 func storedRows(t *testing.T, store string) map[string]int {
 	t.Helper()
-	db, err := sql.Open("sqlite", "file:"+filepath.Join(store, "orders.db"))
+	return storedRowsAt(t, filepath.Join(store, "orders.db"))
+}
+
+// storedRowsAt reads the table of the SQLite file database: how many rows
+// each id has.
+func storedRowsAt(t *testing.T, database string) map[string]int {
+	t.Helper()
+	db, err := sql.Open("sqlite", "file:"+database)
 	if err != nil {
 		t.Fatal(err)
 	}

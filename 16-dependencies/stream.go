@@ -9,6 +9,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/url"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -49,16 +51,35 @@ func startNATS(storeDir string) (*server.Server, error) {
 	return ns, nil
 }
 
-// connect opens the connection to ns. closed is closed when the connection
-// is: after nc.Drain has finished, which returns at once.
-func connect(ns *server.Server) (nc *nats.Conn, closed <-chan struct{}, err error) {
+// connect opens the connection: to the embedded server ns, or, when ns is
+// nil, to the NATS servers of natsURL. closed is closed when the
+// connection is: after nc.Drain has finished, which returns at once.
+func connect(ns *server.Server, natsURL string) (nc *nats.Conn, closed <-chan struct{}, err error) {
 	done := make(chan struct{})
-	nc, err = nats.Connect("",
-		nats.InProcessServer(ns),
+	options := []nats.Option{
 		nats.Name("16-dependencies"),
 		nats.ClosedHandler(func(*nats.Conn) { close(done) }),
-	)
+	}
+	if ns != nil {
+		options = append(options, nats.InProcessServer(ns))
+	}
+	nc, err = nats.Connect(natsURL, options...)
 	return nc, done, err
+}
+
+// parseNATSURL checks -nats-url: one or more nats:// or tls:// URLs,
+// separated by commas, as nats.Connect takes them. It returns them with
+// their passwords masked, for the log.
+func parseNATSURL(natsURL string) (redacted string, err error) {
+	var shown []string
+	for _, one := range strings.Split(natsURL, ",") {
+		u, err := url.Parse(strings.TrimSpace(one))
+		if err != nil || (u.Scheme != "nats" && u.Scheme != "tls") || u.Host == "" {
+			return "", errors.New("-nats-url takes nats://host:port or tls://host:port, several separated by commas")
+		}
+		shown = append(shown, u.Redacted())
+	}
+	return strings.Join(shown, ","), nil
 }
 
 // setUpStream creates the stream and the durable consumer, or checks
