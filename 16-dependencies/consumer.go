@@ -16,7 +16,7 @@ import (
 
 // storer is the consumer's hold on the stream and the database.
 type storer struct {
-	orders *orders
+	orders orderStore
 	counts *counts
 	// work is cancelled when the consumer's share of the budget is spent:
 	// a transaction still running is rolled back, and every message in
@@ -32,7 +32,7 @@ type storer struct {
 // startConsumer starts pulling. JetStream delivers at most prefetch
 // messages ahead of the handler: those are the messages in hand that a
 // shutdown must finish or hand back, so the fewer the better.
-func startConsumer(consumer jetstream.Consumer, db *orders, counts *counts, prefetch int, workTime time.Duration, ackFirst bool) (*storer, error) {
+func startConsumer(consumer jetstream.Consumer, db orderStore, counts *counts, prefetch int, workTime time.Duration, ackFirst bool) (*storer, error) {
 	s := &storer{orders: db, counts: counts, workTime: workTime, ackFirst: ackFirst}
 	s.work, s.cancelWork = context.WithCancel(context.Background())
 	var err error

@@ -83,9 +83,9 @@ func run() int {
 		slog.Error("cannot set up the stream", "err", err)
 		return 1
 	}
-	db, err := openOrders(ctx, flags.database)
+	db, err := openDatabase(ctx, flags.database)
 	if err != nil {
-		slog.Error("cannot open the database", "database", flags.database, "err", err)
+		slog.Error("cannot open the database", "database", redacted(flags.database), "err", err)
 		return 1
 	}
 	defer db.close()
@@ -114,7 +114,7 @@ func run() int {
 	}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(listener) }()
-	slog.Info("listening", "addr", listener.Addr().String(), "pid", os.Getpid(), "store", flags.store, "nats_url", flags.natsShown)
+	slog.Info("listening", "addr", listener.Addr().String(), "pid", os.Getpid(), "store", flags.store, "nats_url", flags.natsShown, "database", redacted(flags.database))
 
 	select {
 	case err := <-serveErr:
@@ -211,7 +211,7 @@ func parseFlags() flags {
 	flag.StringVar(&f.addr, "addr", "localhost:8080", `address to listen on; ":8080" listens on every interface`)
 	flag.StringVar(&f.store, "store", "", "folder for the stream's files and the database (default a new temporary folder)")
 	flag.StringVar(&f.natsURL, "nats-url", "", "nats:// URLs of NATS servers with JetStream (default a server inside the process)")
-	flag.StringVar(&f.database, "database", "", "a SQLite file (default orders.db in -store)")
+	flag.StringVar(&f.database, "database", "", "a SQLite file, or a postgres:// URL (default orders.db in -store)")
 	flag.DurationVar(&f.shutdownTimeout, "shutdown-timeout", 10*time.Second, "the whole shutdown's budget, the drain delay included")
 	flag.DurationVar(&f.drainDelay, "drain-delay", 2*time.Second, "how long to go on serving after SIGTERM, /readyz answering 503")
 	flag.DurationVar(&f.ackWait, "ack-wait", 30*time.Second, "how long JetStream waits for an acknowledgement before delivering a message again")
@@ -256,10 +256,8 @@ func parseFlags() flags {
 	if f.database == "" {
 		f.database = filepath.Join(f.store, "orders.db")
 	}
-	path, err := parseDatabase(f.database)
-	if err != nil {
+	if _, _, err := parseDatabase(f.database); err != nil {
 		bad("%v", err)
 	}
-	f.database = path
 	return f
 }

@@ -31,7 +31,7 @@ func TestBadCommandLine(t *testing.T) {
 		want string
 	}{
 		{[]string{"-database", "mysql://localhost/orders"}, "a mysql: URL is not a database this step serves"},
-		{[]string{"-database", "postgres://u:secret@localhost/orders"}, "a postgres: URL is not a database this step serves"},
+		{[]string{"-database", "postgres:u:secret@localhost/orders"}, "a PostgreSQL URL starts with postgres://"},
 		{[]string{"-drain-delay", "6s", "-shutdown-timeout", "10s"}, "want from 0s to half of -shutdown-timeout"},
 		{[]string{"-work-time", "40s"}, "less than -ack-wait 30s"},
 		{[]string{"-prefetch", "0"}, "-prefetch 0: want 1 or more"},

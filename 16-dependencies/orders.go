@@ -109,7 +109,7 @@ func newID() string {
 }
 
 // getOrder answers 200 with the order once it is stored, 404 until then.
-func getOrder(db *orders) http.HandlerFunc {
+func getOrder(db orderStore) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		o, stored, err := db.get(r.Context(), r.PathValue("id"))
 		switch {

@@ -129,10 +129,13 @@ func storedRows(t *testing.T, store string) map[string]int {
 	return storedRowsAt(t, filepath.Join(store, "orders.db"))
 }
 
-// storedRowsAt reads the table of the SQLite file database: how many rows
-// each id has.
+// storedRowsAt reads the table of database, a SQLite file or a PostgreSQL
+// URL: how many rows each id has.
 func storedRowsAt(t *testing.T, database string) map[string]int {
 	t.Helper()
+	if strings.HasPrefix(database, "postgres://") {
+		return postgresRows(t, database)
+	}
 	db, err := sql.Open("sqlite", "file:"+database)
 	if err != nil {
 		t.Fatal(err)
@@ -177,9 +180,9 @@ func finishedCounts(t *testing.T, p *demotest.Process) (accepted, stored, redeli
 
 // checkStoredOnce: every accepted order is in the table, once, and nothing
 // is there that was not sent.
-func checkStoredOnce(t *testing.T, store string, accepted, unknown []string) {
+func checkStoredOnce(t *testing.T, database string, accepted, unknown []string) {
 	t.Helper()
-	rows := storedRows(t, store)
+	rows := storedRowsAt(t, database)
 	sent := map[string]bool{}
 	for _, id := range append(accepted, unknown...) {
 		sent[id] = true
@@ -207,9 +210,11 @@ func checkStoredOnce(t *testing.T, store string, accepted, unknown []string) {
 // with Stop, which drops what it had fetched) fails the test instead of
 // slowing it.
 func TestOrdersThroughSIGTERM(t *testing.T) {
-	t.Parallel()
-	store := t.TempDir()
-	args := []string{"-store", store, "-drain-delay", "0s", "-shutdown-timeout", "10s", "-ack-wait", "10m", "-work-time", "20ms"}
+	onEachDatabase(t, ordersThroughSIGTERM)
+}
+
+func ordersThroughSIGTERM(t *testing.T, store, database string) {
+	args := []string{"-store", store, "-database", database, "-drain-delay", "0s", "-shutdown-timeout", "10s", "-ack-wait", "10m", "-work-time", "20ms"}
 	p := demotest.Start(t, args...)
 	load := startOrderLoad(p.Addr, 8, 200)
 	load.awaitAnswered(t, 40)
@@ -242,8 +247,8 @@ func TestOrdersThroughSIGTERM(t *testing.T) {
 		t.Fatalf("the second process: %v, want exit status 0", exit)
 	}
 	_, stored2, _ := finishedCounts(t, again)
-	checkStoredOnce(t, store, accepted, unknown)
-	if rows := len(storedRows(t, store)); stored1+stored2 != rows {
+	checkStoredOnce(t, database, accepted, unknown)
+	if rows := len(storedRowsAt(t, database)); stored1+stored2 != rows {
 		t.Errorf("the processes say they stored %d+%d orders, the table has %d", stored1, stored2, rows)
 	}
 	t.Logf("%d accepted, %d without an answer; stored %d before the exit and %d after the restart", len(accepted), len(unknown), stored1, stored2)
@@ -284,7 +289,7 @@ func TestKill9UnderLoad(t *testing.T) {
 		t.Fatalf("the second process: %v, want exit status 0", exit)
 	}
 	_, stored, redelivered := finishedCounts(t, again)
-	checkStoredOnce(t, store, accepted, unknown)
+	checkStoredOnce(t, filepath.Join(store, "orders.db"), accepted, unknown)
 	t.Logf("%d accepted, %d without an answer; after the restart %d stored, %d redelivered", len(accepted), len(unknown), stored, redelivered)
 }
 
