@@ -63,12 +63,17 @@ func (s *storer) handle(msg jetstream.Msg) {
 	if err != nil {
 		// A message that can never be stored is not retried forever.
 		slog.Error("bad order in the stream", "err", err)
-		msg.Term()
+		if err := msg.Term(); err != nil {
+			slog.Warn("cannot terminate the message", "err", err)
+		}
 		return
 	}
 	if s.ackFirst {
 		// Confirmed, so that the server has it before the work starts.
-		msg.DoubleAck(s.work)
+		if err := msg.DoubleAck(s.work); err != nil {
+			handBack(msg)
+			return
+		}
 	}
 	if s.workTime > 0 {
 		slog.Info("storing order", "id", o.ID, "work_time", s.workTime)
@@ -96,7 +101,13 @@ func (s *storer) handle(msg jetstream.Msg) {
 // so after a restart the message waits out AckWait all the same. A Nak
 // with a delay rewrites the message's delivery time in the consumer's
 // stored state, which the server writes when it shuts down.
-func handBack(msg jetstream.Msg) { msg.NakWithDelay(time.Millisecond) }
+func handBack(msg jetstream.Msg) {
+	// If this fails, the connection is gone: the message comes back
+	// after AckWait.
+	if err := msg.NakWithDelay(time.Millisecond); err != nil {
+		slog.Warn("cannot hand the message back", "err", err)
+	}
+}
 
 // stop is the consumer's phase of the shutdown. Drain, unlike Stop,
 // unsubscribes and then still delivers the messages already fetched, so

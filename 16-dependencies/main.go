@@ -103,6 +103,7 @@ func run() int {
 	mux.HandleFunc("GET /{$}", home)
 	mux.HandleFunc("GET /slow", slow)
 	mux.HandleFunc("GET /readyz", drain.readyz)
+	mux.HandleFunc("GET /livez", livez)
 	mux.HandleFunc("POST /orders", postOrder(js, &counts))
 	mux.HandleFunc("GET /orders/{id}", getOrder(db))
 	srv := &http.Server{

@@ -95,10 +95,21 @@ func postOrder(js jetstream.JetStream, counts *counts) http.HandlerFunc {
 			return
 		}
 		counts.accepted.Add(1)
-		w.Header().Set("Content-Type", "application/json")
-		w.WriteHeader(http.StatusAccepted)
-		json.NewEncoder(w).Encode(map[string]any{"id": o.ID, "duplicate": duplicate})
+		writeJSON(w, http.StatusAccepted, map[string]any{"id": o.ID, "duplicate": duplicate})
 	}
+}
+
+// writeJSON answers status with v. A failed write means the client has
+// gone: nobody is left to tell.
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	body, err := json.Marshal(v)
+	if err != nil {
+		http.Error(w, "cannot encode the answer", http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	w.Write(append(body, '\n'))
 }
 
 // newID returns a random order id.
@@ -119,8 +130,7 @@ func getOrder(db orderStore) http.HandlerFunc {
 		case !stored:
 			http.Error(w, fmt.Sprintf("order %q is not stored (not yet, or never accepted)", r.PathValue("id")), http.StatusNotFound)
 		default:
-			w.Header().Set("Content-Type", "application/json")
-			json.NewEncoder(w).Encode(o)
+			writeJSON(w, http.StatusOK, o)
 		}
 	}
 }

@@ -43,7 +43,10 @@ func (s *postgresOrders) store(ctx context.Context, o order, workTime time.Durat
 	if err != nil {
 		return false, err
 	}
-	defer tx.Rollback(context.WithoutCancel(ctx)) // after Commit, a no-op
+	// After Commit, Rollback does nothing and returns pgx.ErrTxClosed; it
+	// is there for the returns before it, where the transaction is given
+	// up anyway.
+	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
 	tag, err := tx.Exec(ctx,
 		`INSERT INTO orders (id, item, quantity) VALUES ($1, $2, $3) ON CONFLICT (id) DO NOTHING`,
 		o.ID, o.Item, o.Quantity)
