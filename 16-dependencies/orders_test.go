@@ -263,15 +263,18 @@ func loggedPhase(p *demotest.Process, phase string) bool {
 	return false
 }
 
-// TestKill9UnderLoad: kill -9 in the middle of a load of POSTs, so at any
+// TestKill9UnderLoad, on SQLite and on PostgreSQL: kill -9 in the middle of a load of POSTs, so at any
 // point of a publish, a transaction or an acknowledgement. A new process on
 // the same -store stores every order that was answered 202, once: what was
 // in hand comes back after AckWait, and a redelivery of an order already
-// committed inserts nothing.
+// committed inserts nothing. Each store takes 20ms, so that the kill finds
+// messages in hand, one of them in its transaction.
 func TestKill9UnderLoad(t *testing.T) {
-	t.Parallel()
-	store := t.TempDir()
-	args := []string{"-store", store, "-drain-delay", "0s", "-ack-wait", "2s"}
+	onEachDatabase(t, kill9UnderLoad)
+}
+
+func kill9UnderLoad(t *testing.T, store, database string) {
+	args := []string{"-store", store, "-database", database, "-drain-delay", "0s", "-ack-wait", "2s", "-work-time", "20ms"}
 	p := demotest.Start(t, args...)
 	load := startOrderLoad(p.Addr, 8, 200)
 	load.awaitAnswered(t, 40)
@@ -289,7 +292,7 @@ func TestKill9UnderLoad(t *testing.T) {
 		t.Fatalf("the second process: %v, want exit status 0", exit)
 	}
 	_, stored, redelivered := finishedCounts(t, again)
-	checkStoredOnce(t, filepath.Join(store, "orders.db"), accepted, unknown)
+	checkStoredOnce(t, database, accepted, unknown)
 	t.Logf("%d accepted, %d without an answer; after the restart %d stored, %d redelivered", len(accepted), len(unknown), stored, redelivered)
 }
 
