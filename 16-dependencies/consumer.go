@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // storer is the consumer's hold on the stream and the database.
@@ -24,6 +25,7 @@ type storer struct {
 	work       context.Context
 	cancelWork context.CancelFunc
 	consume    jetstream.ConsumeContext
+	inHand     prometheus.Gauge // the messages being stored, for /metrics
 	workTime   time.Duration
 	// ackFirst is the pitfall, for its test: acknowledge, then store.
 	ackFirst bool
@@ -32,8 +34,8 @@ type storer struct {
 // startConsumer starts pulling. JetStream delivers at most prefetch
 // messages ahead of the handler: those are the messages in hand that a
 // shutdown must finish or hand back, so the fewer the better.
-func startConsumer(consumer jetstream.Consumer, db orderStore, counts *counts, prefetch int, workTime time.Duration, ackFirst bool) (*storer, error) {
-	s := &storer{orders: db, counts: counts, workTime: workTime, ackFirst: ackFirst}
+func startConsumer(consumer jetstream.Consumer, db orderStore, counts *counts, inHand prometheus.Gauge, prefetch int, workTime time.Duration, ackFirst bool) (*storer, error) {
+	s := &storer{orders: db, counts: counts, inHand: inHand, workTime: workTime, ackFirst: ackFirst}
 	s.work, s.cancelWork = context.WithCancel(context.Background())
 	var err error
 	s.consume, err = consumer.Consume(s.handle,
@@ -52,6 +54,8 @@ func startConsumer(consumer jetstream.Consumer, db orderStore, counts *counts, p
 // handle stores one message's order, then acknowledges it. The library
 // calls it for one message at a time.
 func (s *storer) handle(msg jetstream.Msg) {
+	s.inHand.Inc()
+	defer s.inHand.Dec()
 	if meta, err := msg.Metadata(); err == nil && meta.NumDelivered > 1 {
 		s.counts.redelivered.Add(1)
 	}

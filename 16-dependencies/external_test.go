@@ -48,7 +48,7 @@ func TestTwoInstancesOneNATSServer(t *testing.T) {
 	database := filepath.Join(t.TempDir(), "orders.db")
 	common := []string{"-nats-url", natsURL, "-database", database, "-drain-delay", "0s", "-ack-wait", "10m", "-prefetch", "4"}
 
-	first := demotest.Start(t, append(common, "-work-time", "1m", "-shutdown-timeout", "3s")...)
+	first := demotest.Start(t, append(common, "-work-time", "1m", "-shutdown-timeout", "6s")...)
 	var ids []string
 	for i := range 6 {
 		id := fmt.Sprintf("two-%d", i)

@@ -54,6 +54,17 @@ func run() int {
 		slog.Error("cannot listen", "addr", flags.addr, "err", err)
 		return 1
 	}
+	// /metrics on a listener of its own, which the HTTP drain leaves open.
+	var counts counts
+	metrics := newMetrics(&counts)
+	if flags.metricsAddr != "" {
+		metricsListener, err := net.Listen("tcp", flags.metricsAddr)
+		if err != nil {
+			slog.Error("cannot listen", "addr", flags.metricsAddr, "err", err)
+			return 1
+		}
+		defer serveMetrics(metricsListener, metrics)()
+	}
 
 	// What sits behind the handlers, started in the order it will stop in
 	// reverse. The defers only act when the start fails: the shutdown
@@ -90,8 +101,7 @@ func run() int {
 	}
 	defer db.close()
 	logResumed(ctx, consumer)
-	var counts counts
-	storer, err := startConsumer(consumer, db, &counts, flags.prefetch, flags.workTime, flags.ackBeforeCommit)
+	storer, err := startConsumer(consumer, db, &counts, metrics.messagesInHand, flags.prefetch, flags.workTime, flags.ackBeforeCommit)
 	if err != nil {
 		slog.Error("cannot start the consumer", "err", err)
 		return 1
@@ -107,7 +117,7 @@ func run() int {
 	mux.HandleFunc("POST /orders", postOrder(js, &counts))
 	mux.HandleFunc("GET /orders/{id}", getOrder(db))
 	srv := &http.Server{
-		Handler:           drain.closeConnections(mux),
+		Handler:           metrics.countRequests(drain.closeConnections(mux)),
 		ReadHeaderTimeout: 2 * time.Second,
 		ReadTimeout:       10 * time.Second,
 		WriteTimeout:      maxDelay + 10*time.Second, // longer than the slowest /slow
@@ -127,7 +137,7 @@ func run() int {
 	// once: what was accepted is in the stream, and comes back.
 	stop()
 	slog.Info("shutdown started", "cause", context.Cause(ctx))
-	budget := newBudget(flags.shutdownTimeout)
+	budget := newBudget(flags.shutdownTimeout, metrics.phaseSeconds)
 
 	// 1. Readiness fails and the program goes on serving while the load
 	// balancers learn of it (step 10).
@@ -201,6 +211,7 @@ func logResumed(ctx context.Context, consumer jetstream.Consumer) {
 type flags struct {
 	addr, store, database       string
 	natsURL, natsShown          string // natsShown has its passwords masked
+	metricsAddr                 string
 	shutdownTimeout, drainDelay time.Duration
 	ackWait, workTime           time.Duration
 	prefetch                    int
@@ -210,6 +221,7 @@ type flags struct {
 func parseFlags() flags {
 	var f flags
 	flag.StringVar(&f.addr, "addr", "localhost:8080", `address to listen on; ":8080" listens on every interface`)
+	flag.StringVar(&f.metricsAddr, "metrics-addr", "", `address of /metrics, such as "localhost:9464" (default none)`)
 	flag.StringVar(&f.store, "store", "", "folder for the stream's files and the database (default a new temporary folder)")
 	flag.StringVar(&f.natsURL, "nats-url", "", "nats:// URLs of NATS servers with JetStream (default a server inside the process)")
 	flag.StringVar(&f.database, "database", "", "a SQLite file, or a postgres:// URL (default orders.db in -store)")

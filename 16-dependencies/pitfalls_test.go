@@ -38,7 +38,7 @@ func TestConsumerOverrun(t *testing.T) {
 			// AckWait far beyond the test: an order that comes back
 			// comes back because it was handed back.
 			args := []string{"-store", store, "-drain-delay", "0s", "-ack-wait", "10m"}
-			p := demotest.Start(t, append(append(args, "-shutdown-timeout", "3s", "-work-time", "1m"), c.extra...)...)
+			p := demotest.Start(t, append(append(args, "-shutdown-timeout", "6s", "-work-time", "1m"), c.extra...)...)
 			if r, _ := p.PostJSON("/orders", `{"item":"piano","quantity":1}`); r.Err != nil || r.Status != http.StatusAccepted {
 				t.Fatalf("POST /orders = %v, want 202", r)
 			}
