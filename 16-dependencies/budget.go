@@ -17,14 +17,15 @@ import (
 // themselves. A phase's deadline is the budget's end less the shares of
 // the phases after it: time a phase does not use passes to the next, and
 // a phase that would eat into a later one's share is cut at its
-// deadline. With -shutdown-timeout 10s the HTTP drain must end 3s before
-// the budget does, the consumer 1.5s before, and so on. The HTTP drain
-// keeps the most: with the shared suite's 4s budget its 2.8s still leave
-// room for ReadHeaderTimeout (2s) to drop a client that never sends.
+// deadline. With -shutdown-timeout 10s the HTTP drain must end 3.5s
+// before the budget does, the consumer 2s before, and so on. The HTTP
+// drain keeps the most: with the shared suite's 4s budget its 2.6s still
+// leave room for ReadHeaderTimeout (2s) to drop a client that never sends.
 const (
 	consumerShare   = 0.15 // store and acknowledge what is in hand
 	natsShare       = 0.05 // flush the connection's last publishes and acknowledgements
 	databaseShare   = 0.05 // close the database
+	tracerShare     = 0.05 // send the spans the batch span processor holds
 	natsServerShare = 0.05 // the embedded server writes its state and stops
 )
 
@@ -49,11 +50,15 @@ func newBudget(total time.Duration, seconds *prometheus.GaugeVec) *budget {
 // it takes its quickest way out. run returns an error when it was cut.
 func (b *budget) phase(name string, keep float64, run func(ctx context.Context) error) {
 	deadline := b.end.Add(-time.Duration(keep * float64(b.total)))
-	ctx, cancel := context.WithDeadlineCause(context.Background(), deadline,
+	// A span per phase; those of the phases after the tracer's own are
+	// dropped, and exist only as log lines.
+	ctx, span := tracer().Start(context.Background(), "shutdown "+name)
+	ctx, cancel := context.WithDeadlineCause(ctx, deadline,
 		fmt.Errorf("the %s phase's share of -shutdown-timeout %s ran out", name, b.total))
 	defer cancel()
 	start := time.Now()
 	err := run(ctx)
+	span.End()
 	took := time.Since(start).Round(time.Millisecond)
 	b.seconds.WithLabelValues(name).Set(took.Seconds())
 	if err != nil {

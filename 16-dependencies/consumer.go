@@ -13,6 +13,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // storer is the consumer's hold on the stream and the database.
@@ -82,7 +83,9 @@ func (s *storer) handle(msg jetstream.Msg) {
 	if s.workTime > 0 {
 		slog.Info("storing order", "id", o.ID, "work_time", s.workTime)
 	}
-	inserted, err := s.orders.store(s.work, o, s.workTime)
+	ctx, span := tracer().Start(s.work, "store order", trace.WithAttributes(orderAttribute(o.ID)))
+	defer span.End()
+	inserted, err := s.orders.store(ctx, o, s.workTime)
 	if err != nil {
 		slog.Warn("order not stored, handed back", "id", o.ID, "err", err)
 		handBack(msg)
@@ -93,7 +96,7 @@ func (s *storer) handle(msg jetstream.Msg) {
 	}
 	// DoubleAck waits for the server to confirm. If that fails, the
 	// order comes back after AckWait and its second insert does nothing.
-	if err := msg.DoubleAck(s.work); err != nil && !errors.Is(err, context.Canceled) {
+	if err := msg.DoubleAck(ctx); err != nil && !errors.Is(err, context.Canceled) {
 		slog.Warn("acknowledgement not confirmed", "id", o.ID, "err", err)
 	}
 }

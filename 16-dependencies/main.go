@@ -54,6 +54,14 @@ func run() int {
 		slog.Error("cannot listen", "addr", flags.addr, "err", err)
 		return 1
 	}
+	// Traces, when there is somewhere to send them (telemetry.go).
+	shutdownTracing := func(context.Context) error { return nil }
+	if flags.otlpEndpoint != "" {
+		if shutdownTracing, err = startTracing(ctx, flags.otlpEndpoint); err != nil {
+			slog.Error("cannot set up tracing", "endpoint", flags.otlpEndpoint, "err", err)
+			return 1
+		}
+	}
 	// /metrics on a listener of its own, which the HTTP drain leaves open.
 	var counts counts
 	metrics := newMetrics(&counts)
@@ -117,7 +125,7 @@ func run() int {
 	mux.HandleFunc("POST /orders", postOrder(js, &counts))
 	mux.HandleFunc("GET /orders/{id}", getOrder(db))
 	srv := &http.Server{
-		Handler:           metrics.countRequests(drain.closeConnections(mux)),
+		Handler:           traceRequests(metrics.countRequests(drain.closeConnections(mux))),
 		ReadHeaderTimeout: 2 * time.Second,
 		ReadTimeout:       10 * time.Second,
 		WriteTimeout:      maxDelay + 10*time.Second, // longer than the slowest /slow
@@ -141,7 +149,7 @@ func run() int {
 
 	// 1. Readiness fails and the program goes on serving while the load
 	// balancers learn of it (step 10).
-	budget.phase("drain-delay", consumerShare+natsShare+databaseShare+natsServerShare, func(context.Context) error {
+	budget.phase("drain-delay", consumerShare+natsShare+databaseShare+tracerShare+natsServerShare, func(context.Context) error {
 		drain.begin()
 		select {
 		case err := <-serveErr:
@@ -153,7 +161,7 @@ func run() int {
 	})
 	// 2. No new orders; the ones in flight get their answers, which need
 	// the stream: NATS is still there.
-	budget.phase("http", consumerShare+natsShare+databaseShare+natsServerShare, func(ctx context.Context) error {
+	budget.phase("http", consumerShare+natsShare+databaseShare+tracerShare+natsServerShare, func(ctx context.Context) error {
 		if err := srv.Shutdown(ctx); err != nil {
 			srv.Close() // cut what is still running
 			return err
@@ -162,10 +170,10 @@ func run() int {
 	})
 	// 3. The consumer fetches no more, stores what it holds and
 	// acknowledges it; what cannot finish is handed back (consumer.go).
-	budget.phase("consumer", natsShare+databaseShare+natsServerShare, storer.stop)
+	budget.phase("consumer", natsShare+databaseShare+tracerShare+natsServerShare, storer.stop)
 	// 4. The connection sends what it has not yet (the last
 	// acknowledgements) and closes; Drain returns at once.
-	budget.phase("nats", databaseShare+natsServerShare, func(ctx context.Context) error {
+	budget.phase("nats", databaseShare+tracerShare+natsServerShare, func(ctx context.Context) error {
 		if err := nc.Drain(); err != nil {
 			return err
 		}
@@ -178,8 +186,13 @@ func run() int {
 		}
 	})
 	// 5. The database, now that nothing uses it.
-	budget.phase("database", natsServerShare, func(ctx context.Context) error { return waitFor(ctx, db.close) })
-	// 6. The embedded NATS server last: this process was its client.
+	budget.phase("database", tracerShare+natsServerShare, func(ctx context.Context) error { return waitFor(ctx, db.close) })
+	// 6. The tracer provider sends the spans its batch processor holds,
+	// those of the phases above included.
+	if flags.otlpEndpoint != "" {
+		budget.phase("tracer", natsServerShare, shutdownTracing)
+	}
+	// 7. The embedded NATS server last: this process was its client.
 	if ns != nil {
 		budget.phase("nats-server", 0, func(ctx context.Context) error {
 			return waitFor(ctx, func() error { ns.Shutdown(); ns.WaitForShutdown(); return nil })
@@ -211,7 +224,7 @@ func logResumed(ctx context.Context, consumer jetstream.Consumer) {
 type flags struct {
 	addr, store, database       string
 	natsURL, natsShown          string // natsShown has its passwords masked
-	metricsAddr                 string
+	metricsAddr, otlpEndpoint   string
 	shutdownTimeout, drainDelay time.Duration
 	ackWait, workTime           time.Duration
 	prefetch                    int
@@ -222,6 +235,7 @@ func parseFlags() flags {
 	var f flags
 	flag.StringVar(&f.addr, "addr", "localhost:8080", `address to listen on; ":8080" listens on every interface`)
 	flag.StringVar(&f.metricsAddr, "metrics-addr", "", `address of /metrics, such as "localhost:9464" (default none)`)
+	flag.StringVar(&f.otlpEndpoint, "otlp-endpoint", "", `host:port of an OTLP/gRPC receiver for the traces, such as "localhost:4317" (default none)`)
 	flag.StringVar(&f.store, "store", "", "folder for the stream's files and the database (default a new temporary folder)")
 	flag.StringVar(&f.natsURL, "nats-url", "", "nats:// URLs of NATS servers with JetStream (default a server inside the process)")
 	flag.StringVar(&f.database, "database", "", "a SQLite file, or a postgres:// URL (default orders.db in -store)")
@@ -251,6 +265,11 @@ func parseFlags() flags {
 		bad("-work-time %s: want from 0s to less than -ack-wait %s, or JetStream delivers the order again while it is being stored", f.workTime, f.ackWait)
 	case f.prefetch < 1:
 		bad("-prefetch %d: want 1 or more", f.prefetch)
+	}
+	if f.otlpEndpoint != "" {
+		if err := checkEndpoint(f.otlpEndpoint); err != nil {
+			bad("%v", err)
+		}
 	}
 	if f.natsURL != "" {
 		shown, err := parseNATSURL(f.natsURL)
