@@ -5,7 +5,8 @@
 // The NATS server runs inside the process, so nothing needs installing.
 // On SIGTERM it shuts down in the order that loses nothing: the drain
 // delay, the HTTP server, the consumer, the NATS connection, the database,
-// and the NATS server last; each phase within its share of one budget.
+// the tracer, and the NATS server last; each phase within its share of one
+// budget.
 //
 // Usage:
 //
@@ -18,7 +19,9 @@
 //
 // -store is the folder of the stream's files and of the database (a new
 // temporary folder by default, named in the log: pass it back to keep the
-// orders across restarts).
+// orders across restarts). -nats-url nats://… and -database postgres://…
+// use servers of your own instead; -metrics-addr serves /metrics on a
+// listener of its own, -otlp-endpoint sends traces over OTLP/gRPC.
 package main
 
 import (
