@@ -127,8 +127,11 @@ diff_base_12 := 05
 # words, with step 10's drain delay and step 11's streams.
 diff_base_13 := 05
 diff_base_14 := 05
+# 16 is step 10's readiness and drain delay with a stream, a consumer and a
+# database behind the handlers.
+diff_base_16 := 10
 
-diff-%: ## show what changed in main.go since the step NN builds on (the one before; 05 for 07, 08, 10, 11, 12, 13 and 14; 06 for 09)
+diff-%: ## show what changed in main.go since the step NN builds on (the one before; 05 for 07, 08, 10, 11, 12, 13 and 14; 06 for 09; 10 for 16)
 	$(need_step)
 	@prev=$(if $(diff_base_$(call step_num,$*)),$(call step_dir,$(diff_base_$(call step_num,$*))),$$(printf '%s\n' $(STEPS) | grep -B1 -x '$(call step_dir,$*)' | head -n 1)); \
 	if [ "$$prev" = "$(call step_dir,$*)" ]; then echo "$(call step_dir,$*) is the first step"; exit 0; fi; \
