@@ -1,0 +1,157 @@
+package frontproxy
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"net"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/gracefulgo/walkthrough/internal/proc"
+)
+
+// StartHAProxy runs HAProxy with c's configuration, every server slot in
+// maintenance as the configuration leaves them, and returns once it
+// accepts connections on c.Listen. Put replicas in slots with SetServer.
+func StartHAProxy(c Config) (*Proxy, error) {
+	bin, err := Lookup("haproxy")
+	if err != nil {
+		return nil, err
+	}
+	conf, err := c.copyConfig()
+	if err != nil {
+		return nil, err
+	}
+	p := &Proxy{Name: "haproxy", Listen: c.Listen, dir: c.Dir, bin: bin, conf: conf}
+	// -db: stay in the foreground, logging to stderr.
+	p.Process, err = start("haproxy", bin, c.Dir, []string{"FRONT_ADDR=" + c.Listen}, "-f", conf, "-db")
+	if err != nil {
+		return nil, err
+	}
+	if err := awaitListening(p); err != nil {
+		p.Stop()
+		return nil, fmt.Errorf("%w\n%s", err, p.Output())
+	}
+	return p, nil
+}
+
+// Backend is the backend of deploy/haproxy.cfg.
+const Backend = "app"
+
+// Command sends one command to HAProxy's runtime API and returns its
+// answer. HAProxy answers and closes the connection.
+func (p *Proxy) Command(cmd string) (string, error) {
+	c, err := net.DialTimeout("unix", filepath.Join(p.dir, "admin.sock"), proc.EventTimeout)
+	if err != nil {
+		return "", err
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(proc.EventTimeout))
+	if _, err := io.WriteString(c, cmd+"\n"); err != nil {
+		return "", err
+	}
+	b, err := io.ReadAll(c)
+	out := strings.TrimSpace(string(b))
+	if err != nil {
+		return out, err
+	}
+	return out, nil
+}
+
+// SetServer points slot (s1, s2, ...) at addr and makes it ready: HAProxy
+// checks it, and sends it requests once it is UP.
+func (p *Proxy) SetServer(slot, addr string) error {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return err
+	}
+	for _, cmd := range []string{
+		fmt.Sprintf("set server %s/%s addr %s port %s", Backend, slot, host, port),
+		fmt.Sprintf("set server %s/%s state ready", Backend, slot),
+	} {
+		out, err := p.Command(cmd)
+		if err != nil {
+			return fmt.Errorf("%s: %w", cmd, err)
+		}
+		// Success is silent or says what changed; a refusal names itself.
+		if strings.Contains(out, "No such") || strings.Contains(out, "Require") || strings.Contains(out, "ncorrect") {
+			return fmt.Errorf("%s: %s", cmd, out)
+		}
+	}
+	return nil
+}
+
+// Maint puts slot back in maintenance: HAProxy sends it nothing and stops
+// checking it.
+func (p *Proxy) Maint(slot string) error {
+	_, err := p.Command(fmt.Sprintf("set server %s/%s state maint", Backend, slot))
+	return err
+}
+
+// The operational states of show servers state (management.txt, 9.3).
+const (
+	Stopped = "0" // DOWN: the check failed fall times
+	Running = "2" // UP
+)
+
+// ServerState is one row of show servers state.
+type ServerState struct {
+	Name, Addr, Port string
+	OpState          string // Stopped, Running, or another state
+	AdminState       string // a mask: 0x01 forced maintenance
+}
+
+// ServerStates reads show servers state for the backend.
+func (p *Proxy) ServerStates() (map[string]ServerState, error) {
+	out, err := p.Command("show servers state " + Backend)
+	if err != nil {
+		return nil, err
+	}
+	states := map[string]ServerState{}
+	var header []string
+	sc := bufio.NewScanner(strings.NewReader(out))
+	for sc.Scan() {
+		line := sc.Text()
+		if strings.HasPrefix(line, "# ") {
+			header = strings.Fields(line[2:])
+			continue
+		}
+		fields := strings.Fields(line)
+		if header == nil || len(fields) < len(header) {
+			continue // the format version, or a blank line
+		}
+		row := map[string]string{}
+		for i, h := range header {
+			row[h] = fields[i]
+		}
+		states[row["srv_name"]] = ServerState{Name: row["srv_name"], Addr: row["srv_addr"], Port: row["srv_port"],
+			OpState: row["srv_op_state"], AdminState: row["srv_admin_state"]}
+	}
+	if header == nil {
+		return nil, fmt.Errorf("show servers state: no header in %q", out)
+	}
+	return states, nil
+}
+
+// AwaitState polls show servers state until slot is in the operational
+// state want, and returns the time it saw it.
+func (p *Proxy) AwaitState(slot, want string) (time.Time, error) {
+	deadline := time.Now().Add(proc.EventTimeout)
+	for {
+		states, err := p.ServerStates()
+		if err != nil {
+			return time.Time{}, err
+		}
+		if s, ok := states[slot]; ok && s.OpState == want {
+			return time.Now(), nil
+		} else if !ok {
+			return time.Time{}, fmt.Errorf("no server %s in %s", slot, Backend)
+		}
+		if time.Now().After(deadline) {
+			return time.Time{}, fmt.Errorf("%s/%s not in state %s within %s: %+v", Backend, slot, want, proc.EventTimeout, states[slot])
+		}
+		time.Sleep(10 * time.Millisecond) // poll interval of the runtime API
+	}
+}
