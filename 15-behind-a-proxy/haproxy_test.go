@@ -1,0 +1,74 @@
+package main
+
+import (
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/gracefulgo/walkthrough/internal/demotest"
+	"github.com/gracefulgo/walkthrough/internal/frontproxy"
+	"github.com/gracefulgo/walkthrough/internal/noretry"
+	"github.com/gracefulgo/walkthrough/internal/proc"
+)
+
+// TestHAProxyCheckMarksDownDuringDrain: with deploy/haproxy.cfg's
+// option httpchk GET /readyz (inter 100ms, fall 2), HAProxy marks the
+// replica DOWN while its drain delay runs: the runtime API's show servers
+// state says so before the program logs drain delay finished, and
+// HAProxy's log says why (the 503). From then on HAProxy sends it nothing
+// new, before Shutdown closes anything.
+func TestHAProxyCheckMarksDownDuringDrain(t *testing.T) {
+	t.Parallel()
+	needProxy(t, "haproxy")
+	a := demotest.Start(t, "-drain-delay=1s")
+	b := demotest.Start(t, "-drain-delay=0s")
+	haproxy := startHAProxy(t, nil, a, b)
+	mark := haproxy.Written()
+	sent := a.Signal(syscall.SIGTERM)
+	down, err := haproxy.AwaitState("s1", frontproxy.Stopped)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l, ok := a.Logged("drain delay finished"); ok {
+		t.Errorf("HAProxy marked s1 DOWN only after the drain delay ended (%s): Shutdown ran while HAProxy could still send it requests", l.Raw)
+	}
+	t.Logf("s1 DOWN %s after SIGTERM", down.Sub(sent).Round(time.Millisecond))
+	if _, err := haproxy.AwaitLine("Server app/s1 is DOWN, reason: Layer7 wrong status, code: 503", mark); err != nil {
+		t.Error(err)
+	}
+	stopCount(t, a)
+	stopCount(t, b)
+}
+
+// TestHAProxyRollingUpdate: two replicas replaced one at a time, each
+// new one put in a free slot through the runtime API and the old one
+// SIGTERMed, under a load of GET and POST that keeps its connections to
+// HAProxy alive and never retries. The health check takes each old one
+// out during its drain delay: no request fails, and the replicas' counts
+// add up to the POSTs answered.
+func TestHAProxyRollingUpdate(t *testing.T) {
+	t.Parallel()
+	needProxy(t, "haproxy")
+	haproxy := startHAProxy(t, nil)
+	f := &frontproxy.Fleet{Proxy: haproxy, Log: t.Logf, Start: func() (*proc.Process, error) {
+		return demotest.Start(t, "-drain-delay=1s").Process, nil
+	}}
+	for range 2 {
+		if _, err := f.Add(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	load := frontproxy.StartLoad(haproxy.Listen, 2, true)
+	<-load.Answered()
+	if err := f.Roll(); err != nil {
+		t.Fatal(err)
+	}
+	res := load.Stop()
+	if err := f.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%s; count=%d", res, f.Count)
+	if res.Failed() != 0 || f.Count != res.POSTs[noretry.OK] {
+		t.Errorf("%s %v; count=%d: want no failure, and count equal to the POSTs answered", res, res.FailedExamples, f.Count)
+	}
+}
