@@ -36,7 +36,7 @@ func TestHAProxyCheckMarksDownDuringDrain(t *testing.T) {
 	if _, err := haproxy.AwaitLine("Server app/s1 is DOWN, reason: Layer7 wrong status, code: 503", mark); err != nil {
 		t.Error(err)
 	}
-	stopCount(t, a)
+	exitCount(t, a)
 	stopCount(t, b)
 }
 

@@ -65,7 +65,7 @@ func TestNginxKeepAliveRace(t *testing.T) {
 			}
 			a.Signal(syscall.SIGTERM)
 			awaitClosed(t, conn.ClosedByProgram, "A never closed nginx's idle connection")
-			countA := stopCount(t, a)
+			countA := exitCount(t, a)
 
 			mark := nginx.Written()
 			status, body := send(t, nginx, tc.method)
@@ -118,7 +118,7 @@ func TestNginxReloadBeforeSIGTERM(t *testing.T) {
 	t.Logf("the reload reached every worker in %s", took.Round(time.Millisecond))
 	awaitClosed(t, conn.ClosedByProxy, "the old worker did not close its idle connection to A")
 	a.Signal(syscall.SIGTERM)
-	countA := stopCount(t, a)
+	countA := exitCount(t, a)
 	status, body := send(t, nginx, http.MethodPost)
 	countB := stopCount(t, b)
 	if status != http.StatusOK || body != "1\n" {

@@ -102,14 +102,18 @@ func send(t *testing.T, p *frontproxy.Proxy, method string) (int, string) {
 	return resp.StatusCode, string(b)
 }
 
-// stopCount sends SIGTERM to a replica unless it is already shutting
-// down, waits for its exit, and returns its count=: how many POST /count
-// it processed.
+// stopCount sends SIGTERM to a replica, waits for its exit, and returns
+// its count=: how many POST /count it processed.
 func stopCount(t *testing.T, p *demotest.Process) int {
 	t.Helper()
-	if _, ok := p.Logged("shutdown started"); !ok {
-		p.Signal(syscall.SIGTERM)
-	}
+	p.Signal(syscall.SIGTERM)
+	return exitCount(t, p)
+}
+
+// exitCount waits for the exit of a replica already sent SIGTERM and
+// returns its count=.
+func exitCount(t *testing.T, p *demotest.Process) int {
+	t.Helper()
 	if e := p.WaitExit(); e.Code != 0 {
 		t.Errorf("replica %s: %v, want exit 0", p.Addr, e)
 	}

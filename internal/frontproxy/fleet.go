@@ -172,9 +172,9 @@ func (f *Fleet) stopped(r *Replica) (int, error) {
 func (f *Fleet) Stop() error {
 	var first error
 	for _, r := range f.Replicas {
-		if _, ok := r.Logged("shutdown started"); !ok {
-			r.Signal(syscall.SIGTERM)
-		}
+		// Every replica still in the list is serving: Roll removes one
+		// from it before its SIGTERM.
+		r.Signal(syscall.SIGTERM)
 		if _, err := f.stopped(r); err != nil && first == nil {
 			first = err
 		}
