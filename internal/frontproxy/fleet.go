@@ -174,7 +174,9 @@ func (f *Fleet) Stop() error {
 	for _, r := range f.Replicas {
 		// Every replica still in the list is serving: Roll removes one
 		// from it before its SIGTERM.
-		r.Signal(syscall.SIGTERM)
+		if _, err := r.Signal(syscall.SIGTERM); err != nil && first == nil {
+			first = err
+		}
 		if _, err := f.stopped(r); err != nil && first == nil {
 			first = err
 		}

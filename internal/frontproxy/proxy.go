@@ -110,9 +110,11 @@ func (p *Proxy) Stop() {
 	if p.HasExited() {
 		return
 	}
-	p.Signal(syscall.SIGTERM)
+	// Either fails only when the process has exited already, and Done
+	// then says so at once.
+	_, _ = p.Signal(syscall.SIGTERM)
 	if _, ok := p.AwaitExit(proc.EventTimeout); !ok {
-		syscall.Kill(-p.Pid(), syscall.SIGKILL)
+		_ = syscall.Kill(-p.Pid(), syscall.SIGKILL)
 		<-p.Done()
 	}
 }

@@ -121,7 +121,9 @@ func (c *RelayConn) relay(proxySide, programSide net.Conn) {
 					// learn of the close.
 					wroteOnce.Do(func() { close(wroteAfterClose) })
 				default:
-					programSide.Write(buf[:n])
+					// A failed write is the program's close, which the
+					// copy below reads.
+					_, _ = programSide.Write(buf[:n])
 				}
 			}
 			if err != nil {
@@ -133,7 +135,9 @@ func (c *RelayConn) relay(proxySide, programSide net.Conn) {
 		}
 	}()
 	// The program's bytes go to the proxy as they come; its close is held.
-	io.Copy(proxySide, programSide)
+	// However the copy ends (the program's close, or the proxy's), the
+	// relay's part is what follows.
+	_, _ = io.Copy(proxySide, programSide)
 	select {
 	case <-c.ClosedByProxy:
 		// The proxy closed first, and the copy ended because its goroutine

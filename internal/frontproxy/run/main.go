@@ -65,7 +65,13 @@ func main() {
 		if err != nil {
 			return nil, err
 		}
-		p, err := proc.Start(addr, exec.Command(*bin, replicaArgs...))
+		cmd := exec.Command(*bin, replicaArgs...)
+		// A process group of its own: Ctrl+C in the terminal reaches this
+		// command, which stops each replica with one SIGTERM; reaching the
+		// replicas too, it would be their first signal and the SIGTERM
+		// their second, which ends a drain at once.
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+		p, err := proc.Start(addr, cmd)
 		if err != nil {
 			return nil, err
 		}
@@ -102,14 +108,18 @@ func main() {
 		}
 	}
 	if err != nil {
-		f.Stop()
+		if stopErr := f.Stop(); stopErr != nil {
+			fmt.Fprintln(os.Stderr, "run-15:", stopErr)
+		}
 		fail(err)
 	}
 	if *measure > 0 {
 		os.Exit(measureRolls(f, *measure, *lanes, *keepAlive))
 	}
 
-	os.WriteFile(*pidFile, []byte(fmt.Sprintln(os.Getpid())), 0o644)
+	if err := os.WriteFile(*pidFile, []byte(fmt.Sprintln(os.Getpid())), 0o644); err != nil {
+		fmt.Fprintf(os.Stderr, "run-15: %v: make roll-15 will not find this process; Enter here still rolls\n", err)
+	}
 	defer os.Remove(*pidFile)
 	for _, r := range f.Replicas {
 		fmt.Printf("run-15: replica %s (pid %d)%s\n", r.Addr, r.Pid(), slotOf(r))
