@@ -116,6 +116,11 @@ roll-15: ## step 15: replace the replicas of the running make run-15, one at a t
 	@test -f bin/run-15.pid || { echo "no make run-15 is running (bin/run-15.pid is missing): start it in another terminal first"; exit 2; }
 	kill -USR1 $$(cat bin/run-15.pid)
 
+measure-15: ## step 15: roll two replicas under a no-retry load behind each configuration of its README, rewriting 15-behind-a-proxy/testdata/measured.txt (a few minutes); then make docs
+	go build -o bin/15-behind-a-proxy ./15-behind-a-proxy
+	go build -o bin/run-15 ./internal/frontproxy/run
+	./bin/run-15 -bin bin/15-behind-a-proxy -listen 127.0.0.1:$(or $(PORT),8080) -matrix 15-behind-a-proxy/testdata/measured.txt
+
 test-%: ## run step NN's tests with -race
 	$(need_step)
 	TOOLS_PRESENT="$$(sh tools/present.sh)" go test -race ./$(call step_dir,$*)/...

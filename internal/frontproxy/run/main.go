@@ -39,13 +39,18 @@ func main() {
 	deploy := flag.String("deploy", "15-behind-a-proxy/deploy", "the folder with nginx.conf and haproxy.cfg")
 	pidFile := flag.String("pidfile", "bin/run-15.pid", "where to write this process's pid, for make roll-15")
 	measure := flag.Int("measure", 0, "roll this many times under load, print the counts, and exit")
+	matrix := flag.String("matrix", "", "run every configuration of the step's README table (-measure rolls each, twice) and write the lines to this file")
 	lanes := flag.Int("lanes", 8, "with -measure: lanes of GET and as many of POST")
 	keepAlive := flag.Bool("keepalive", false, "with -measure: the load's clients keep their connections to the proxy alive")
+	h2 := flag.Bool("h2", false, "HAProxy speaks HTTP/2 to the replicas (proto h2 on its server line)")
 	stopFirst := flag.Bool("stop-first", false, "roll as a newcomer's deploy does: SIGTERM the old replica, then tell the proxy")
 	var replace replaceFlag
 	flag.Var(&replace, "replace", `"LINE=>NEW" replaces a line of the proxy's configuration (may be repeated)`)
 	flag.Parse()
 	replicaArgs := flag.Args()
+	if *matrix != "" {
+		os.Exit(runMatrix(*matrix, max(*measure, 3), *lanes, []string{"-listen", *listen, "-bin", *bin, "-deploy", *deploy}))
+	}
 	if *proxy != "haproxy" && *proxy != "nginx" {
 		fmt.Fprintf(os.Stderr, "-proxy %q: want haproxy or nginx\n", *proxy)
 		os.Exit(2)
@@ -102,6 +107,12 @@ func main() {
 		f.Proxy, err = frontproxy.StartNginx(config, servers)
 	case "haproxy":
 		config.File = filepath.Join(*deploy, "haproxy.cfg")
+		if *h2 {
+			if config.Replace == nil {
+				config.Replace = map[string]string{}
+			}
+			config.Replace[serverTemplate] = serverTemplate + " proto h2"
+		}
 		f.Proxy, err = frontproxy.StartHAProxy(config)
 		for i := 0; err == nil && i < 2; i++ {
 			_, err = f.Add()
@@ -162,6 +173,69 @@ func main() {
 	}
 }
 
+// The configurations of the step's README table: a name, then the flags
+// of this command that make it.
+var configurations = []struct{ name, flags string }{
+	{"nginx, SIGTERM then reload, -drain-delay 0s (a newcomer's deploy)", "-proxy nginx -stop-first -- -drain-delay 0s"},
+	{"nginx, SIGTERM then reload, -drain-delay 1s (step 10's delay alone)", "-proxy nginx -stop-first -- -drain-delay 1s"},
+	{"nginx, reload then SIGTERM, -drain-delay 1s (recommended)", "-proxy nginx -- -drain-delay 1s"},
+	{"nginx, reload then SIGTERM, -drain-delay 1s, clients keep-alive", "-proxy nginx -keepalive -- -drain-delay 1s"},
+	{"haproxy, httpchk, -drain-delay 1s, clients keep-alive (recommended)", "-proxy haproxy -keepalive -- -drain-delay 1s"},
+	{"haproxy, TCP check (no httpchk), -drain-delay 0s", "-proxy haproxy -keepalive -stop-first -replace option httpchk GET /readyz=>#none -replace http-check expect status 200=>#none -- -drain-delay 0s"},
+	{"haproxy, httpchk, -drain-delay 0s (shorter than inter x fall)", "-proxy haproxy -keepalive -stop-first -- -drain-delay 0s"},
+	{"haproxy, httpchk, -drain-delay 100ms (shorter than inter x fall)", "-proxy haproxy -keepalive -stop-first -- -drain-delay 100ms"},
+	{"haproxy, proto h2, TCP check, -drain-delay 0s", "-proxy haproxy -keepalive -stop-first -h2 -replace option httpchk GET /readyz=>#none -replace http-check expect status 200=>#none -- -drain-delay 0s"},
+	{"haproxy, proto h2, TCP check, retry-on conn-failure empty-response, -drain-delay 0s", "-proxy haproxy -keepalive -stop-first -h2 -replace option httpchk GET /readyz=>#none -replace http-check expect status 200=>#none -replace retry-on conn-failure=>retry-on conn-failure empty-response -- -drain-delay 0s"},
+	{"haproxy, proto h2, httpchk, -drain-delay 1s", "-proxy haproxy -keepalive -h2 -- -drain-delay 1s"},
+}
+
+// runMatrix runs this command once per configuration and run, each a
+// process of its own, and writes what each printed to file.
+func runMatrix(file string, rolls, lanes int, common []string) int {
+	self, err := os.Executable()
+	if err != nil {
+		fail(err)
+	}
+	var out strings.Builder
+	fmt.Fprintf(&out, "# make measure-15: %d rolls of two replicas per run, %d GET and %d POST lanes, two runs each\n", rolls, lanes, lanes)
+	code := 0
+	for _, c := range configurations {
+		for run := 1; run <= 2; run++ {
+			args := append([]string{"-measure", fmt.Sprint(rolls), "-lanes", fmt.Sprint(lanes)}, common...)
+			args = append(args, splitFlags(c.flags)...)
+			cmd := exec.Command(self, args...)
+			cmd.Stderr = os.Stderr
+			b, err := cmd.Output()
+			first, _, _ := strings.Cut(string(b), "\n")
+			line := fmt.Sprintf("%s (run %d): %s", c.name, run, first)
+			if err != nil {
+				line += fmt.Sprintf(" [%v]", err)
+				code = 1
+			}
+			fmt.Println(line)
+			out.WriteString(line + "\n")
+		}
+	}
+	if err := os.WriteFile(file, []byte(out.String()), 0o644); err != nil {
+		fail(err)
+	}
+	return code
+}
+
+// splitFlags splits a configuration's flags on spaces, except inside a
+// -replace value, which runs to the next flag.
+func splitFlags(s string) []string {
+	var args []string
+	for _, f := range strings.Fields(s) {
+		if n := len(args); n > 0 && !strings.HasPrefix(f, "-") && args[n-1] != "-replace" && n >= 2 && args[n-2] == "-replace" {
+			args[n-1] += " " + f
+			continue
+		}
+		args = append(args, f)
+	}
+	return args
+}
+
 // measureRolls rolls the replicas n times under load and prints one line:
 // what the clients saw, and the replicas' count.
 func measureRolls(f *frontproxy.Fleet, n, lanes int, keepAlive bool) int {
@@ -189,6 +263,9 @@ func measureRolls(f *frontproxy.Fleet, n, lanes int, keepAlive bool) int {
 	}
 	return code
 }
+
+// serverTemplate is deploy/haproxy.cfg's server line.
+const serverTemplate = "server-template s 4 127.0.0.1:9 check inter 100ms fall 2 rise 1 disabled pool-purge-delay 5s"
 
 func slotOf(r *frontproxy.Replica) string {
 	if r.Slot == "" {
