@@ -173,6 +173,60 @@ func TestNginxRollingUpdate(t *testing.T) {
 	}
 }
 
+// TestNginxNonIdempotentDoesTheWorkTwice: pitfall 25 through a proxy.
+// With proxy_next_upstream ... non_idempotent, nginx sends a POST to the
+// next server when the first one closed the connection without an answer,
+// and it cannot know whether the first one did the work. Here it did: a
+// POST /count?d=1s counts at once, then waits, and A's shutdown deadline
+// (300ms) cuts it. B counts it again and answers 200: one POST, counted
+// twice. With deploy/nginx.conf's line (no non_idempotent) the same POST
+// is a 502, for a POST that was processed: the client knows it failed,
+// not whether the work was done, and must not assume it was not.
+func TestNginxNonIdempotentDoesTheWorkTwice(t *testing.T) {
+	t.Parallel()
+	needProxy(t, "nginx")
+	for _, tc := range []struct {
+		name       string
+		replace    map[string]string
+		wantStatus int
+		wantB      int
+	}{
+		{name: "non_idempotent", replace: map[string]string{"proxy_next_upstream error timeout;": "proxy_next_upstream error timeout non_idempotent;"},
+			wantStatus: http.StatusOK, wantB: 1},
+		{name: "deploy-nginx.conf", wantStatus: http.StatusBadGateway, wantB: 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			a := demotest.Start(t, "-drain-delay=0s", "-shutdown-timeout=300ms")
+			b := demotest.Start(t, "-drain-delay=0s")
+			nginx := startNginx(t, tc.replace, server(a.Addr), server(b.Addr, "backup"))
+			type answer struct {
+				status int
+				body   string
+			}
+			done := make(chan answer, 1)
+			go func() {
+				resp, err := client.Post("http://"+nginx.Listen+"/count?d=1s", "text/plain", http.NoBody)
+				if err != nil {
+					done <- answer{body: err.Error()}
+					return
+				}
+				defer resp.Body.Close()
+				done <- answer{resp.StatusCode, bodyOf(resp)}
+			}()
+			a.WaitLog("count request waiting")
+			a.Signal(syscall.SIGTERM)
+			r := <-done
+			countA := forcedCount(t, a)
+			countB := stopCount(t, b)
+			t.Logf("POST: %d %q; A count=%d, B count=%d", r.status, r.body, countA, countB)
+			if r.status != tc.wantStatus || countA != 1 || countB != tc.wantB {
+				t.Errorf("POST: %d; A count=%d, B count=%d; want %d, 1 and %d", r.status, countA, countB, tc.wantStatus, tc.wantB)
+			}
+		})
+	}
+}
+
 // awaitClosed waits for ch, or fails with msg after EventTimeout.
 func awaitClosed(t *testing.T, ch <-chan struct{}, msg string) {
 	t.Helper()

@@ -110,16 +110,28 @@ func stopCount(t *testing.T, p *demotest.Process) int {
 	return exitCount(t, p)
 }
 
-// exitCount waits for the exit of a replica already sent SIGTERM and
-// returns its count=.
+// exitCount waits for the exit of a replica already sent SIGTERM, which
+// must have drained (exit 0), and returns its count=.
 func exitCount(t *testing.T, p *demotest.Process) int {
 	t.Helper()
-	if e := p.WaitExit(); e.Code != 0 {
-		t.Errorf("replica %s: %v, want exit 0", p.Addr, e)
+	return endCount(t, p, 0, "shutdown finished")
+}
+
+// forcedCount is exitCount for a replica whose shutdown deadline cut a
+// request (exit 1, shutdown forced).
+func forcedCount(t *testing.T, p *demotest.Process) int {
+	t.Helper()
+	return endCount(t, p, 1, "shutdown forced")
+}
+
+func endCount(t *testing.T, p *demotest.Process, code int, msg string) int {
+	t.Helper()
+	if e := p.WaitExit(); e.Code != code {
+		t.Errorf("replica %s: %v, want exit %d", p.Addr, e, code)
 	}
-	l, ok := p.Logged("shutdown finished")
+	l, ok := p.Logged(msg)
 	if !ok {
-		t.Fatalf("replica %s logged no shutdown finished:\n%s", p.Addr, p.Output())
+		t.Fatalf("replica %s logged no %s:\n%s", p.Addr, msg, p.Output())
 	}
 	n, err := strconv.Atoi(l.Attr("count"))
 	if err != nil {
@@ -130,3 +142,9 @@ func exitCount(t *testing.T, p *demotest.Process) int {
 
 // pidOf is the pid a replica's GET / names.
 func pidOf(p *demotest.Process) string { return "pid " + strconv.Itoa(p.Pid()) }
+
+// bodyOf reads a response's body whole.
+func bodyOf(resp *http.Response) string {
+	b, _ := io.ReadAll(resp.Body)
+	return string(b)
+}
