@@ -40,6 +40,10 @@ func StartHAProxy(c Config) (*Proxy, error) {
 // Backend is the backend of deploy/haproxy.cfg.
 const Backend = "app"
 
+// ServerLine is deploy/haproxy.cfg's server line, for a Config.Replace
+// that changes it (a check's timing, proto h2).
+const ServerLine = "server-template s 4 127.0.0.1:9 check inter 100ms fall 2 rise 1 disabled pool-purge-delay 5s"
+
 // Command sends one command to HAProxy's runtime API and returns its
 // answer. HAProxy answers and closes the connection.
 func (p *Proxy) Command(cmd string) (string, error) {

@@ -111,7 +111,7 @@ func main() {
 			if config.Replace == nil {
 				config.Replace = map[string]string{}
 			}
-			config.Replace[serverTemplate] = serverTemplate + " proto h2"
+			config.Replace[frontproxy.ServerLine] = frontproxy.ServerLine + " proto h2"
 		}
 		f.Proxy, err = frontproxy.StartHAProxy(config)
 		for i := 0; err == nil && i < 2; i++ {
@@ -263,9 +263,6 @@ func measureRolls(f *frontproxy.Fleet, n, lanes int, keepAlive bool) int {
 	}
 	return code
 }
-
-// serverTemplate is deploy/haproxy.cfg's server line.
-const serverTemplate = "server-template s 4 127.0.0.1:9 check inter 100ms fall 2 rise 1 disabled pool-purge-delay 5s"
 
 func slotOf(r *frontproxy.Replica) string {
 	if r.Slot == "" {
