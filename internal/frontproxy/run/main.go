@@ -42,6 +42,7 @@ func main() {
 	matrix := flag.String("matrix", "", "run every configuration of the step's README table (-measure rolls each, twice) and write the lines to this file")
 	lanes := flag.Int("lanes", 8, "with -measure: lanes of GET and as many of POST")
 	keepAlive := flag.Bool("keepalive", false, "with -measure: the load's clients keep their connections to the proxy alive")
+	serverParams := flag.String("server-params", "max_fails=0", "behind nginx: the parameters of each upstream server line")
 	h2 := flag.Bool("h2", false, "HAProxy speaks HTTP/2 to the replicas (proto h2 on its server line)")
 	stopFirst := flag.Bool("stop-first", false, "roll as a newcomer's deploy does: SIGTERM the old replica, then tell the proxy")
 	var replace replaceFlag
@@ -65,7 +66,9 @@ func main() {
 	}
 	defer os.RemoveAll(dir)
 
-	f := &frontproxy.Fleet{StopFirst: *stopFirst, Start: func() (*proc.Process, error) {
+	f := &frontproxy.Fleet{StopFirst: *stopFirst, Server: func(addr string) string {
+		return strings.TrimSpace("server " + addr + " " + *serverParams)
+	}, Start: func() (*proc.Process, error) {
 		addr, err := proc.FreeAddr()
 		if err != nil {
 			return nil, err
@@ -102,7 +105,7 @@ func main() {
 		}
 		var servers []string
 		for _, r := range f.Replicas {
-			servers = append(servers, "server "+r.Addr+" max_fails=0")
+			servers = append(servers, f.Server(r.Addr))
 		}
 		f.Proxy, err = frontproxy.StartNginx(config, servers)
 	case "haproxy":
@@ -176,12 +179,14 @@ func main() {
 // The configurations of the step's README table: a name, then the flags
 // of this command that make it.
 var configurations = []struct{ name, flags string }{
+	{"nginx, default max_fails (1), SIGTERM then reload, -drain-delay 0s", "-proxy nginx -stop-first -server-params= -- -drain-delay 0s"},
 	{"nginx, SIGTERM then reload, -drain-delay 0s (a newcomer's deploy)", "-proxy nginx -stop-first -- -drain-delay 0s"},
 	{"nginx, SIGTERM then reload, -drain-delay 1s (step 10's delay alone)", "-proxy nginx -stop-first -- -drain-delay 1s"},
 	{"nginx, reload then SIGTERM, -drain-delay 1s (recommended)", "-proxy nginx -- -drain-delay 1s"},
 	{"nginx, reload then SIGTERM, -drain-delay 1s, clients keep-alive", "-proxy nginx -keepalive -- -drain-delay 1s"},
 	{"haproxy, httpchk, -drain-delay 1s, clients keep-alive (recommended)", "-proxy haproxy -keepalive -- -drain-delay 1s"},
 	{"haproxy, TCP check (no httpchk), -drain-delay 0s", "-proxy haproxy -keepalive -stop-first -replace option httpchk GET /readyz=>#none -replace http-check expect status 200=>#none -- -drain-delay 0s"},
+	{"haproxy, TCP check, retry-on conn-failure empty-response response-timeout, -drain-delay 0s", "-proxy haproxy -keepalive -stop-first -replace option httpchk GET /readyz=>#none -replace http-check expect status 200=>#none -replace retry-on conn-failure=>retry-on conn-failure empty-response response-timeout -- -drain-delay 0s"},
 	{"haproxy, httpchk, -drain-delay 0s (shorter than inter x fall)", "-proxy haproxy -keepalive -stop-first -- -drain-delay 0s"},
 	{"haproxy, httpchk, -drain-delay 100ms (shorter than inter x fall)", "-proxy haproxy -keepalive -stop-first -- -drain-delay 100ms"},
 	{"haproxy, proto h2, TCP check, -drain-delay 0s", "-proxy haproxy -keepalive -stop-first -h2 -replace option httpchk GET /readyz=>#none -replace http-check expect status 200=>#none -- -drain-delay 0s"},
