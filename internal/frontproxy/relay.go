@@ -36,17 +36,18 @@ type RelayConn struct {
 	programOnce, proxyOnce         sync.Once
 }
 
-// NewRelay listens on a free loopback port and relays to target.
+// NewRelay listens on a loopback port the kernel picks and relays to
+// target. The relay runs in the caller's process, so it can listen on :0
+// and read its address back, and no other process can take the port
+// between a check and the bind (proc.FreeAddr is for a child that must be
+// told its address in advance: that gap once failed a run here with
+// "address already in use").
 func NewRelay(target string) (*Relay, error) {
-	addr, err := proc.FreeAddr()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, err
 	}
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return nil, err
-	}
-	r := &Relay{Addr: addr, target: target, ln: ln, grew: make(chan struct{})}
+	r := &Relay{Addr: ln.Addr().String(), target: target, ln: ln, grew: make(chan struct{})}
 	go r.accept()
 	return r, nil
 }
