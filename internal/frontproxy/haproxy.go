@@ -34,7 +34,31 @@ func StartHAProxy(c Config) (*Proxy, error) {
 		p.Stop()
 		return nil, fmt.Errorf("%w\n%s", err, p.Output())
 	}
+	// The frontend's port can answer before the runtime API's socket
+	// exists (HAProxy binds it under a temporary name, then renames it):
+	// wait for the socket too.
+	if err := awaitRuntimeAPI(p); err != nil {
+		p.Stop()
+		return nil, fmt.Errorf("%w\n%s", err, p.Output())
+	}
 	return p, nil
+}
+
+func awaitRuntimeAPI(p *Proxy) error {
+	deadline := time.Now().Add(proc.EventTimeout)
+	for {
+		_, err := p.Command("show info")
+		if err == nil {
+			return nil
+		}
+		if p.HasExited() {
+			return fmt.Errorf("haproxy exited: %s", p.exitString())
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("haproxy's runtime API does not answer: %v", err)
+		}
+		time.Sleep(5 * time.Millisecond) // poll interval while waiting for the socket
+	}
 }
 
 // Backend is the backend of deploy/haproxy.cfg.
