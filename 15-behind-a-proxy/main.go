@@ -13,11 +13,12 @@
 //
 //	make run-15 [PROXY=nginx]   HAProxy (or nginx) in front of two replicas
 //	make roll-15                from a second terminal: replace them one at a time
-//	make run-15 ARGS="-addr localhost:8080 -idle-timeout 75s -proxy-keepalive 60s -drain-delay 5s"
+//	make run-15 ARGS="-idle-timeout 75s -proxy-keepalive 60s -drain-delay 5s"
 //
-// Then curl the port make run-15 names, and `curl -X POST
-// that-port/count`; the shutdown finished line of each replica says how
-// many POSTs it processed.
+// ARGS go to each replica; make run-15 gives each its -addr. Then curl
+// the port make run-15 names, and `curl -X POST localhost:8080/count`;
+// the shutdown finished line of each replica says how many POSTs it
+// processed.
 package main
 
 import (
@@ -61,6 +62,8 @@ func main() {
 		fmt.Fprintln(os.Stderr, "-drain-delay must not be negative")
 		os.Exit(2)
 	}
+	// A budget that cannot fit is a deploy that ends in SIGKILL: say so
+	// now, with the sums, rather than on the first rolling update.
 	if err := checkBudget(*drainDelay, *shutdownTimeout, *gracePeriod); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(2)
@@ -89,8 +92,8 @@ func main() {
 	// before serving, so that none arrives unhandled.
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 
-	// Bind the port before saying so: a port that is taken ends the
-	// program here, and "listening" is never logged.
+	// Bind the port before saying so, as step 09 does: a port that is
+	// taken ends the program here, and "listening" is never logged.
 	listener, err := net.Listen("tcp", *addr)
 	if err != nil {
 		slog.Error("cannot listen", "addr", *addr, "err", err)
@@ -106,8 +109,10 @@ func main() {
 	srv := &http.Server{
 		// During the drain delay every response tells its client, here the
 		// proxy, to close the connection; see drain.go.
-		Handler:           drain.closeConnections(mux),
-		Protocols:         protocols,
+		Handler:   drain.closeConnections(mux),
+		Protocols: protocols,
+		// A client that connects and never finishes its request headers is
+		// dropped after ReadHeaderTimeout, so it cannot hold the drain.
 		ReadHeaderTimeout: 2 * time.Second,
 		ReadTimeout:       10 * time.Second,
 		WriteTimeout:      maxDelay + 10*time.Second, // longer than the slowest /slow
@@ -122,6 +127,8 @@ func main() {
 	go func() { serveErr <- srv.Serve(listener) }()
 	slog.Info("listening", "addr", listener.Addr().String(), "pid", os.Getpid(), "http2", *http2, "idle_timeout", *idleTimeout)
 
+	// Wait for whichever comes first. Serve only returns early if it
+	// failed.
 	select {
 	case err := <-serveErr:
 		slog.Error("server failed", "addr", *addr, "err", err)
@@ -149,19 +156,25 @@ func main() {
 	}
 	slog.Info("drain delay finished", "took", time.Since(start).Round(time.Millisecond))
 
-	// Shutdown closes the listener and the idle connections, sends every
-	// HTTP/2 connection a GOAWAY, and waits for the active requests.
+	// Now the proxy should be sending nothing new: Shutdown does what it
+	// does in step 05. It closes the listener, closes idle connections
+	// (sending each HTTP/2 one a GOAWAY), and waits for the active ones to
+	// finish, until shutdownCtx expires.
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), *shutdownTimeout)
 	err = srv.Shutdown(shutdownCtx)
 	cancel()
 	if err != nil {
-		// The deadline passed with requests still running: cut them. A
-		// POST /count among them has added its one, but nobody hears so.
+		// The deadline passed with requests still running. Shutdown left
+		// them alone; Close cuts their connections now, rather than at
+		// exit, so nothing runs on past the deadline. A POST /count among
+		// them has added its one, but its client never hears so.
 		srv.Close()
 		slog.Error("shutdown forced", "took", time.Since(start).Round(time.Millisecond), "count", counted.Load(), "err", err)
 		os.Exit(1)
 	}
 
+	// Serve returned ErrServerClosed the moment Shutdown began;
+	// anything else is a failure that the drain must not hide.
 	if err := <-serveErr; !errors.Is(err, http.ErrServerClosed) {
 		slog.Error("server failed", "addr", *addr, "err", err)
 		os.Exit(1)
@@ -214,6 +227,8 @@ func slow(w http.ResponseWriter, r *http.Request) {
 	select {
 	case <-time.After(d):
 	case <-r.Context().Done():
+		// The client went away or the server cut the connection: nobody is
+		// left to read an answer.
 		slog.Info("slow request cancelled", "d", d, "cause", context.Cause(r.Context()))
 		return
 	}
