@@ -3,11 +3,13 @@ package main
 import (
 	"errors"
 	"io"
+	"net"
 	"net/http"
 	"testing"
 	"time"
 
 	"github.com/gracefulgo/walkthrough/internal/demotest"
+	"github.com/gracefulgo/walkthrough/internal/frontproxy"
 	"github.com/gracefulgo/walkthrough/internal/noretry"
 )
 
@@ -99,3 +101,44 @@ func TestNginxWorkerShutdownTimeout(t *testing.T) {
 type statusError struct{ code int }
 
 func (e *statusError) Error() string { return http.StatusText(e.code) }
+
+// TestHAProxyReload: HAProxy's own restart, a new process started with
+// -sf and the old one's pid. The new process starts from the
+// configuration file, in which every server slot is in maintenance: the
+// replicas the runtime API put in the slots come back only because the
+// deploy saved show servers state to deploy/haproxy.cfg's
+// server-state-file before the reload, and the new process loaded it
+// (load-server-state-from-file). After the reload the replica is still s1
+// and UP, and a request is answered; and, as with nginx, the old process
+// closed the client's idle kept-alive connection.
+func TestHAProxyReload(t *testing.T) {
+	t.Parallel()
+	needProxy(t, "haproxy")
+	a := demotest.Start(t, "-drain-delay=0s")
+	haproxy := startHAProxy(t, nil, a)
+	c := &noretry.Client{Addr: haproxy.Listen}
+	defer c.Close()
+	if r := c.Get("/"); !r.OK() || r.Close {
+		t.Fatalf("GET / = %v (close %t), want 200 on a kept-alive connection", r, r.Close)
+	}
+	took, old, err := haproxy.ReloadHAProxy()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("the new process answered and the old one exited %s after the start:\n%s", took.Round(time.Millisecond), old.Output())
+	if err := c.AwaitClosed(demotest.EventTimeout); !errors.Is(err, io.EOF) {
+		t.Errorf("the idle client connection after the reload: %v, want HAProxy's close (EOF)", err)
+	}
+	states, err := haproxy.ServerStates()
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, port, _ := net.SplitHostPort(a.Addr)
+	if s := states["s1"]; s.Port != port || s.OpState != frontproxy.Running {
+		t.Errorf("s1 after the reload: %+v, want port %s and UP: the runtime API's changes must survive it", s, port)
+	}
+	if status, body := send(t, haproxy, http.MethodGet); status != http.StatusOK {
+		t.Errorf("GET / after the reload: %d %q, want 200", status, body)
+	}
+	stopCount(t, a)
+}

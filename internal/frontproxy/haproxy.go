@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -25,23 +27,68 @@ func StartHAProxy(c Config) (*Proxy, error) {
 		return nil, err
 	}
 	p := &Proxy{Name: "haproxy", Listen: c.Listen, dir: c.Dir, bin: bin, conf: conf}
-	// -db: stay in the foreground, logging to stderr.
-	p.Process, err = start("haproxy", bin, c.Dir, []string{"FRONT_ADDR=" + c.Listen}, "-f", conf, "-db")
-	if err != nil {
+	if err := p.startHAProxy(); err != nil {
 		return nil, err
 	}
+	return p, nil
+}
+
+// startHAProxy starts a HAProxy process with the proxy's configuration,
+// after the one running now if there is one: -sf tells the new process to
+// have the old one finish (stop listening, end its idle connections, exit
+// once its requests are done). It returns once the new one answers.
+func (p *Proxy) startHAProxy(finish ...int) error {
+	// -db: stay in the foreground, logging to stderr.
+	args := []string{"-f", p.conf, "-db"}
+	if len(finish) > 0 {
+		args = append(args, "-sf")
+		for _, pid := range finish {
+			args = append(args, strconv.Itoa(pid))
+		}
+	}
+	started, err := start("haproxy", p.bin, p.dir, []string{"FRONT_ADDR=" + p.Listen}, args...)
+	if err != nil {
+		return err
+	}
+	p.Process = started
 	if err := awaitListening(p); err != nil {
 		p.Stop()
-		return nil, fmt.Errorf("%w\n%s", err, p.Output())
+		return fmt.Errorf("%w\n%s", err, p.Output())
 	}
 	// The frontend's port can answer before the runtime API's socket
 	// exists (HAProxy binds it under a temporary name, then renames it):
 	// wait for the socket too.
 	if err := awaitRuntimeAPI(p); err != nil {
 		p.Stop()
-		return nil, fmt.Errorf("%w\n%s", err, p.Output())
+		return fmt.Errorf("%w\n%s", err, p.Output())
 	}
-	return p, nil
+	return nil
+}
+
+// ReloadHAProxy reloads HAProxy as a deploy does outside master-worker
+// mode: it saves what the runtime API changed (show servers state, into
+// deploy/haproxy.cfg's server-state-file), starts a new process with -sf
+// and the old one's pid, and waits until the new one answers and the old
+// one has exited. It returns how long that took, and the old process, for
+// what it wrote.
+func (p *Proxy) ReloadHAProxy() (time.Duration, *proc.Process, error) {
+	state, err := p.Command("show servers state")
+	if err != nil {
+		return 0, nil, err
+	}
+	if err := os.WriteFile(filepath.Join(p.dir, "haproxy.state"), []byte(state+"\n"), 0o644); err != nil {
+		return 0, nil, err
+	}
+	old := p.Process
+	start := time.Now()
+	if err := p.startHAProxy(old.Pid()); err != nil {
+		p.Process = old
+		return 0, old, err
+	}
+	if _, ok := old.AwaitExit(proc.EventTimeout); !ok {
+		return 0, old, fmt.Errorf("the old haproxy (pid %d) did not exit within %s of -sf", old.Pid(), proc.EventTimeout)
+	}
+	return time.Since(start), old, nil
 }
 
 func awaitRuntimeAPI(p *Proxy) error {
