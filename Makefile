@@ -101,6 +101,28 @@ run-%: ## build step NN into bin/ and run it in the foreground; flags go in ARGS
 	mv bin/$(call step_dir,$*).new bin/$(call step_dir,$*)
 	./bin/$(call step_dir,$*) $(ARGS)
 
+# Step 15 is one program behind a real proxy: make run-15 starts HAProxy
+# (PROXY=nginx: nginx) with the step's deploy/ configuration, in a
+# temporary folder, in front of two replicas on loopback, and says which
+# port to curl (PORT=8080 by default). ARGS go to each replica. make
+# roll-15, from another terminal, or Enter in that one, replaces the
+# replicas one at a time as a deploy would. These explicit rules win over
+# the run-% pattern above.
+run-15: ## step 15: HAProxy (PROXY=nginx: nginx) on PORT (8080) in front of two replicas; Enter there or make roll-15 rolls them
+	@echo "building 15-behind-a-proxy…"
+	go build -o bin/15-behind-a-proxy.new ./15-behind-a-proxy
+	mv bin/15-behind-a-proxy.new bin/15-behind-a-proxy
+	go run ./internal/frontproxy/run -proxy $(or $(PROXY),haproxy) -listen 127.0.0.1:$(or $(PORT),8080) -bin bin/15-behind-a-proxy -- $(or $(ARGS),-drain-delay 1s)
+
+roll-15: ## step 15: replace the replicas of the running make run-15, one at a time, as a deploy would
+	@test -f bin/run-15.pid || { echo "no make run-15 is running (bin/run-15.pid is missing): start it in another terminal first"; exit 2; }
+	kill -USR1 $$(cat bin/run-15.pid)
+
+measure-15: ## step 15: roll two replicas under a no-retry load behind each configuration of its README, rewriting 15-behind-a-proxy/testdata/measured.txt (a few minutes); then make docs
+	go build -o bin/15-behind-a-proxy ./15-behind-a-proxy
+	go build -o bin/run-15 ./internal/frontproxy/run
+	./bin/run-15 -bin bin/15-behind-a-proxy -listen 127.0.0.1:$(or $(PORT),8080) -matrix 15-behind-a-proxy/testdata/measured.txt
+
 test-%: ## run step NN's tests with -race
 	$(need_step)
 	TOOLS_PRESENT="$$(sh tools/present.sh)" go test -race ./$(call step_dir,$*)/...
@@ -127,11 +149,13 @@ diff_base_12 := 05
 # words, with step 10's drain delay and step 11's streams.
 diff_base_13 := 05
 diff_base_14 := 05
+# 15 is step 10 behind a real proxy, with step 13's h2c and POST /count.
+diff_base_15 := 10
 # 16 is step 10's readiness and drain delay with a stream, a consumer and a
 # database behind the handlers.
 diff_base_16 := 10
 
-diff-%: ## show what changed in main.go since the step NN builds on (the one before; 05 for 07, 08, 10, 11, 12, 13 and 14; 06 for 09; 10 for 16)
+diff-%: ## show what changed in main.go since the step NN builds on (the one before; 05 for 07, 08, 10, 11, 12, 13 and 14; 06 for 09; 10 for 15 and 16)
 	$(need_step)
 	@prev=$(if $(diff_base_$(call step_num,$*)),$(call step_dir,$(diff_base_$(call step_num,$*))),$$(printf '%s\n' $(STEPS) | grep -B1 -x '$(call step_dir,$*)' | head -n 1)); \
 	if [ "$$prev" = "$(call step_dir,$*)" ]; then echo "$(call step_dir,$*) is the first step"; exit 0; fi; \

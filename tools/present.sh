@@ -10,6 +10,11 @@ cd "$(dirname "$0")/.."
 for tool in protoc chromium make tini dumb-init unshare dash bash; do
 	printf '%s=%s\n' "$tool" "$(command -v "$tool" || echo absent)"
 done
+# nginx and HAProxy (step 15): Debian puts both in /usr/sbin, which a
+# user's PATH may not have; the tests look there too.
+for tool in nginx haproxy; do
+	printf '%s=%s\n' "$tool" "$(command -v "$tool" || { [ -x "/usr/sbin/$tool" ] && echo "/usr/sbin/$tool"; } || echo absent)"
+done
 # grpcurl's modules are in the module cache when go tool can build it
 # without the network.
 printf 'grpcurl=%s\n' "$(GOPROXY=off go tool -modfile=tools/go.mod -n grpcurl 2>/dev/null || echo absent)"

@@ -1,0 +1,152 @@
+package frontproxy
+
+import (
+	"io"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/gracefulgo/walkthrough/internal/proc"
+)
+
+// A Relay sits between a proxy and one program: the proxy's upstream
+// list names the relay's address, and each connection the proxy opens to
+// it is relayed to the program. When the program closes a connection, the
+// relay holds that close from the proxy until the proxy writes on the
+// connection again: the proxy believes its idle connection open, sends its
+// next request on it, and only then learns that it was closed. That is the
+// keep-alive race made to happen every time, as step 13's finHolder makes
+// it between a client and the program. The request the proxy wrote is
+// never seen by the program, which had closed its side.
+type Relay struct {
+	Addr   string // where the proxy connects
+	target string
+	ln     net.Listener
+
+	mu    sync.Mutex
+	conns []*RelayConn
+	grew  chan struct{}
+}
+
+// A RelayConn is one connection the proxy opened through the relay.
+type RelayConn struct {
+	// ClosedByProgram is closed when the program closed the connection (and
+	// the relay began to hold that close); ClosedByProxy when the proxy did.
+	ClosedByProgram, ClosedByProxy chan struct{}
+	programOnce, proxyOnce         sync.Once
+}
+
+// NewRelay listens on a loopback port the kernel picks and relays to
+// target. The relay runs in the caller's process, so it can listen on :0
+// and read its address back, and no other process can take the port
+// between a check and the bind (proc.FreeAddr is for a child that must be
+// told its address in advance: that gap once failed a run here with
+// "address already in use").
+func NewRelay(target string) (*Relay, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	r := &Relay{Addr: ln.Addr().String(), target: target, ln: ln, grew: make(chan struct{})}
+	go r.accept()
+	return r, nil
+}
+
+// Close stops accepting; connections relayed so far end with their ends.
+func (r *Relay) Close() { r.ln.Close() }
+
+// Conns returns the connections relayed so far, in the order they came.
+func (r *Relay) Conns() []*RelayConn {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]*RelayConn(nil), r.conns...)
+}
+
+// AwaitConn waits for the nth connection (0 the first) and returns it.
+func (r *Relay) AwaitConn(n int) (*RelayConn, bool) {
+	deadline := time.NewTimer(proc.EventTimeout)
+	defer deadline.Stop()
+	for {
+		r.mu.Lock()
+		if n < len(r.conns) {
+			c := r.conns[n]
+			r.mu.Unlock()
+			return c, true
+		}
+		grew := r.grew
+		r.mu.Unlock()
+		select {
+		case <-grew:
+		case <-deadline.C:
+			return nil, false
+		}
+	}
+}
+
+func (r *Relay) accept() {
+	for {
+		proxySide, err := r.ln.Accept()
+		if err != nil {
+			return
+		}
+		programSide, err := net.Dial("tcp", r.target)
+		if err != nil {
+			// The program refuses: so does the relay, by closing at once
+			// (the proxy sees the connection end before any answer).
+			proxySide.Close()
+			continue
+		}
+		c := &RelayConn{ClosedByProgram: make(chan struct{}), ClosedByProxy: make(chan struct{})}
+		r.mu.Lock()
+		r.conns = append(r.conns, c)
+		close(r.grew)
+		r.grew = make(chan struct{})
+		r.mu.Unlock()
+		go c.relay(proxySide, programSide)
+	}
+}
+
+func (c *RelayConn) relay(proxySide, programSide net.Conn) {
+	wroteAfterClose := make(chan struct{})
+	var wroteOnce sync.Once
+	// The proxy's bytes go to the program as they come.
+	go func() {
+		buf := make([]byte, 32*1024)
+		for {
+			n, err := proxySide.Read(buf)
+			if n > 0 {
+				select {
+				case <-c.ClosedByProgram:
+					// The request the race is about: the program has closed
+					// its side and will never read it. Now the proxy may
+					// learn of the close.
+					wroteOnce.Do(func() { close(wroteAfterClose) })
+				default:
+					// A failed write is the program's close, which the
+					// copy below reads.
+					_, _ = programSide.Write(buf[:n])
+				}
+			}
+			if err != nil {
+				c.proxyOnce.Do(func() { close(c.ClosedByProxy) })
+				wroteOnce.Do(func() { close(wroteAfterClose) })
+				programSide.Close()
+				return
+			}
+		}
+	}()
+	// The program's bytes go to the proxy as they come; its close is held.
+	// However the copy ends (the program's close, or the proxy's), the
+	// relay's part is what follows.
+	_, _ = io.Copy(proxySide, programSide)
+	select {
+	case <-c.ClosedByProxy:
+		// The proxy closed first, and the copy ended because its goroutine
+		// closed the program's side: nothing to hold.
+	default:
+		c.programOnce.Do(func() { close(c.ClosedByProgram) })
+	}
+	<-wroteAfterClose
+	proxySide.Close()
+	programSide.Close()
+}
