@@ -61,7 +61,12 @@ fmt-check: ## fail if gofmt would change a file
 	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 
 vet: ## go vet every package
-	go vet ./...
+	@# -race: vet type-checks each package against its dependencies' compiled
+	@# export data, and with -race that is the very build the tests use, so a
+	@# first make test compiles every dependency once, not twice (go vet alone
+	@# after the race build of step 07: 8 s, against 51 s without -race).
+	@# The modules below test without -race, and vet the same way.
+	go vet -race ./...
 	@for m in $(MODULES); do (cd $$m && go vet ./...) || exit 1; done
 
 # A target with no number at all. Without these rules make would try its
