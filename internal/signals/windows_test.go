@@ -24,7 +24,12 @@ func TestStepsBuildForWindows(t *testing.T) {
 	if len(steps) == 0 {
 		t.Fatal("no step folders in ../..")
 	}
-	args := []string{"list", "-export", "-f", "{{if .Error}}{{.Error}}{{end}}"}
+	// -N -l: no optimisation and no inlining. Nothing runs what this
+	// compiles, and the errors a Windows reader would meet are the type
+	// checker's, the same either way; a first make test compiles every
+	// dependency for Windows a quarter faster (55 s of CPU against 74 s
+	// for steps 09 and 14).
+	args := []string{"list", "-export", "-gcflags=all=-N -l", "-f", "{{if .Error}}{{.Error}}{{end}}"}
 	for _, s := range steps {
 		args = append(args, "./"+filepath.Base(s))
 	}
