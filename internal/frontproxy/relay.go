@@ -22,6 +22,7 @@ type Relay struct {
 	Addr   string // where the proxy connects
 	target string
 	ln     net.Listener
+	goAway bool // HTTP/2: hold the program's GOAWAY, not only its close
 
 	mu    sync.Mutex
 	conns []*RelayConn
@@ -34,6 +35,9 @@ type RelayConn struct {
 	// the relay began to hold that close); ClosedByProxy when the proxy did.
 	ClosedByProgram, ClosedByProxy chan struct{}
 	programOnce, proxyOnce         sync.Once
+	// GoAwayHeld, on a relay made by NewGoAwayRelay, is closed when the
+	// program sent a GOAWAY (and the relay began to hold it).
+	GoAwayHeld chan struct{}
 }
 
 // NewRelay listens on a loopback port the kernel picks and relays to
@@ -42,12 +46,26 @@ type RelayConn struct {
 // between a check and the bind (proc.FreeAddr is for a child that must be
 // told its address in advance: that gap once failed a run here with
 // "address already in use").
-func NewRelay(target string) (*Relay, error) {
+func NewRelay(target string) (*Relay, error) { return newRelay(target, false) }
+
+// NewGoAwayRelay is NewRelay for a proxy that speaks HTTP/2 to the
+// program (HAProxy's proto h2): there the program's Shutdown first sends
+// a GOAWAY naming the last stream it will process, and only later closes.
+// The relay holds that GOAWAY, and everything after it, from the proxy
+// until the proxy opens a new stream (a HEADERS frame) on the connection,
+// which it passes on: the proxy sends a request on a connection it
+// believes open, the program, which has begun to go away, drops that
+// stream unread (its id is above the GOAWAY's last stream), and only then
+// does the proxy read the GOAWAY that refused it. That is the race
+// HTTP/2 leaves: a stream already on its way when the GOAWAY was sent.
+func NewGoAwayRelay(target string) (*Relay, error) { return newRelay(target, true) }
+
+func newRelay(target string, goAway bool) (*Relay, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, err
 	}
-	r := &Relay{Addr: ln.Addr().String(), target: target, ln: ln, grew: make(chan struct{})}
+	r := &Relay{Addr: ln.Addr().String(), target: target, ln: ln, goAway: goAway, grew: make(chan struct{})}
 	go r.accept()
 	return r, nil
 }
@@ -96,12 +114,16 @@ func (r *Relay) accept() {
 			proxySide.Close()
 			continue
 		}
-		c := &RelayConn{ClosedByProgram: make(chan struct{}), ClosedByProxy: make(chan struct{})}
+		c := &RelayConn{ClosedByProgram: make(chan struct{}), ClosedByProxy: make(chan struct{}), GoAwayHeld: make(chan struct{})}
 		r.mu.Lock()
 		r.conns = append(r.conns, c)
 		close(r.grew)
 		r.grew = make(chan struct{})
 		r.mu.Unlock()
+		if r.goAway {
+			go c.relayGoAway(proxySide, programSide)
+			continue
+		}
 		go c.relay(proxySide, programSide)
 	}
 }
@@ -147,6 +169,88 @@ func (c *RelayConn) relay(proxySide, programSide net.Conn) {
 		c.programOnce.Do(func() { close(c.ClosedByProgram) })
 	}
 	<-wroteAfterClose
+	proxySide.Close()
+	programSide.Close()
+}
+
+// HTTP/2 framing (RFC 9113, section 4.1): a 9-byte header, whose first
+// three bytes are the payload's length and fourth the frame's type; a
+// client's connection starts with a 24-byte preface.
+const (
+	frameHeaderLen = 9
+	frameHeaders   = 0x1
+	frameGoAway    = 0x7
+	clientPreface  = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+)
+
+// readFrame reads one whole frame, header and payload.
+func readFrame(r io.Reader) (typ byte, frame []byte, err error) {
+	header := make([]byte, frameHeaderLen)
+	if _, err := io.ReadFull(r, header); err != nil {
+		return 0, nil, err
+	}
+	length := int(header[0])<<16 | int(header[1])<<8 | int(header[2])
+	frame = append(header, make([]byte, length)...)
+	if _, err := io.ReadFull(r, frame[frameHeaderLen:]); err != nil {
+		return 0, nil, err
+	}
+	return header[3], frame, nil
+}
+
+func (c *RelayConn) relayGoAway(proxySide, programSide net.Conn) {
+	newStream := make(chan struct{}) // a HEADERS the proxy sent after the GOAWAY was held
+	var newStreamOnce sync.Once
+	// The proxy's frames go to the program as they come.
+	go func() {
+		defer func() {
+			c.proxyOnce.Do(func() { close(c.ClosedByProxy) })
+			newStreamOnce.Do(func() { close(newStream) })
+			programSide.Close()
+		}()
+		preface := make([]byte, len(clientPreface))
+		if _, err := io.ReadFull(proxySide, preface); err != nil {
+			return
+		}
+		if _, err := programSide.Write(preface); err != nil {
+			return
+		}
+		for {
+			typ, frame, err := readFrame(proxySide)
+			if err != nil {
+				return
+			}
+			// A failed write is the program's close, which the copy
+			// below reads.
+			_, _ = programSide.Write(frame)
+			select {
+			case <-c.GoAwayHeld:
+				if typ == frameHeaders {
+					newStreamOnce.Do(func() { close(newStream) })
+				}
+			default:
+			}
+		}
+	}()
+	// The program's frames go to the proxy as they come, up to its
+	// GOAWAY, which waits for the proxy's next stream.
+	for {
+		typ, frame, err := readFrame(programSide)
+		if err != nil {
+			break
+		}
+		if typ == frameGoAway {
+			select {
+			case <-c.GoAwayHeld:
+			default:
+				close(c.GoAwayHeld)
+				<-newStream
+			}
+		}
+		if _, err := proxySide.Write(frame); err != nil {
+			break
+		}
+	}
+	c.programOnce.Do(func() { close(c.ClosedByProgram) })
 	proxySide.Close()
 	programSide.Close()
 }
