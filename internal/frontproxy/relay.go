@@ -27,6 +27,7 @@ type Relay struct {
 	mu    sync.Mutex
 	conns []*RelayConn
 	grew  chan struct{}
+	hold  <-chan struct{} // see HoldDials
 }
 
 // A RelayConn is one connection the proxy opened through the relay.
@@ -70,6 +71,20 @@ func newRelay(target string, goAway bool) (*Relay, error) {
 	return r, nil
 }
 
+// HoldDials makes the relay accept each later connection of the proxy at
+// once, as the kernel does for a listening socket (the handshake completes
+// before the program calls accept), and dial the program for it only once
+// release is closed: the connection waits in the relay as in the
+// listener's accept queue. If the program's listener has closed by then,
+// the dial is refused and the relay closes the proxy's connection, with
+// the request the proxy wrote in it unread: what the kernel does to the
+// connections still in the queue of a listener that closes.
+func (r *Relay) HoldDials(release <-chan struct{}) {
+	r.mu.Lock()
+	r.hold = release
+	r.mu.Unlock()
+}
+
 // Close stops accepting; connections relayed so far end with their ends.
 func (r *Relay) Close() { r.ln.Close() }
 
@@ -107,25 +122,34 @@ func (r *Relay) accept() {
 		if err != nil {
 			return
 		}
-		programSide, err := net.Dial("tcp", r.target)
-		if err != nil {
-			// The program refuses: so does the relay, by closing at once
-			// (the proxy sees the connection end before any answer).
-			proxySide.Close()
-			continue
-		}
 		c := &RelayConn{ClosedByProgram: make(chan struct{}), ClosedByProxy: make(chan struct{}), GoAwayHeld: make(chan struct{})}
 		r.mu.Lock()
 		r.conns = append(r.conns, c)
 		close(r.grew)
 		r.grew = make(chan struct{})
+		hold := r.hold
 		r.mu.Unlock()
-		if r.goAway {
-			go c.relayGoAway(proxySide, programSide)
-			continue
-		}
-		go c.relay(proxySide, programSide)
+		go r.dial(c, proxySide, hold)
 	}
+}
+
+func (r *Relay) dial(c *RelayConn, proxySide net.Conn, hold <-chan struct{}) {
+	if hold != nil {
+		<-hold
+	}
+	programSide, err := net.Dial("tcp", r.target)
+	if err != nil {
+		// The program refuses: so does the relay, by closing at once
+		// (the proxy sees the connection end before any answer).
+		c.programOnce.Do(func() { close(c.ClosedByProgram) })
+		proxySide.Close()
+		return
+	}
+	if r.goAway {
+		c.relayGoAway(proxySide, programSide)
+		return
+	}
+	c.relay(proxySide, programSide)
 }
 
 func (c *RelayConn) relay(proxySide, programSide net.Conn) {
