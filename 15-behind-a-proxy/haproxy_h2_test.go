@@ -50,7 +50,7 @@ func with(maps ...map[string]string) map[string]string {
 // GOAWAY whose last stream is the one it has answered; the relay holds
 // that GOAWAY until HAProxy opens its next stream on the connection, as
 // the network can when the two cross. A drops that stream unread (its id
-// is above the GOAWAY's last stream: h2_bundle.go's processHeaders), and
+// is above the GOAWAY's last stream: h2_bundle.go's processFrame), and
 // HAProxy learns from the GOAWAY that it was refused. HAProxy 2.6 gives a
 // refused stream the error a broken connection gets (mux_h2.c,
 // h2s_wake_one_stream), so what the client is told depends on retry-on:
