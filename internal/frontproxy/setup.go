@@ -54,7 +54,8 @@ func (s Setup) Start() (*Fleet, error) {
 		for range 2 {
 			p, err := f.Start()
 			if err != nil {
-				f.Stop()
+				// The error that matters is the one that stopped the start.
+				_ = f.Stop()
 				return nil, err
 			}
 			f.Replicas = append(f.Replicas, &Replica{Process: p})
@@ -73,7 +74,9 @@ func (s Setup) Start() (*Fleet, error) {
 		return nil, fmt.Errorf("proxy %q: want haproxy or nginx", s.Proxy)
 	}
 	if err != nil {
-		f.Stop()
+		if stopErr := f.Stop(); stopErr != nil {
+			err = fmt.Errorf("%w (and stopping: %v)", err, stopErr)
+		}
 		return nil, err
 	}
 	return f, nil
