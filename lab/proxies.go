@@ -41,7 +41,7 @@ var proxySetups = []proxySetup{
 		Setup: frontproxy.Setup{Proxy: "haproxy", Args: []string{"-drain-delay=1s"}}},
 	{Name: "HAProxy, `proto h2` to the replicas, the same check and `retry-on`, `-drain-delay=1s`", KeepAlive: true,
 		Setup: frontproxy.Setup{Proxy: "haproxy", H2: true, Args: []string{"-drain-delay=1s"}}},
-	{Name: "HAProxy, `proto h2` alone: no health check, HAProxy's default `retry-on conn-failure`, SIGTERM then maintenance, no drain delay", KeepAlive: true,
+	{Name: "HAProxy, `proto h2` alone: a TCP check, not `GET /readyz`; HAProxy's default `retry-on conn-failure`; SIGTERM then maintenance, no drain delay", KeepAlive: true,
 		Setup: frontproxy.Setup{Proxy: "haproxy", H2: true, StopFirst: true, Args: []string{"-drain-delay=0s"}, Replace: map[string]string{
 			"option httpchk GET /readyz": "# no option httpchk", "http-check expect status 200": "# no http-check",
 			"retry-on conn-failure empty-response": "retry-on conn-failure"}}},
