@@ -87,7 +87,9 @@ func TestHAProxyRollingUpdate(t *testing.T) {
 // check is slowed to inter 1s fall 3 so that the server stays UP however
 // slow the machine. The client's POST gets no answer (HAProxy closes the
 // client's connection: an EOF it cannot tell from a lost answer), and the
-// count shows nobody processed it.
+// count shows nobody processed it. deploy/haproxy.cfg's retry-on
+// empty-response does send it again, but there is no other server to
+// redispatch it to: A is the only one, and its listener is closed.
 func TestHAProxyDelayShorterThanCheck(t *testing.T) {
 	t.Parallel()
 	needProxy(t, "haproxy")

@@ -1,7 +1,9 @@
 package main
 
 import (
+	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -234,5 +236,96 @@ func awaitClosed(t *testing.T, ch <-chan struct{}, msg string) {
 	case <-ch:
 	case <-time.After(demotest.EventTimeout):
 		t.Fatalf("%s within %s", msg, demotest.EventTimeout)
+	}
+}
+
+// TestNginxDrainDelayAloneAcceptQueue: why step 10's drain delay alone
+// only narrows the race behind nginx, when the deploy SIGTERMs first and
+// nginx still lists the replica. During the delay the program answers
+// every request with Connection: close (so that no connection is idle when
+// Shutdown runs), and nginx, whose pooled connection each answer closes,
+// opens a new connection for each next request: two POSTs, two
+// connections. A connect completes in the kernel before the program
+// accepts it, and nginx writes its request at once. One that completes
+// as the delay ends waits in the listener's accept queue when Shutdown
+// closes the listener, and the kernel resets it, with nginx's request in
+// it unread. The relay plays that queue (HoldDials): it takes nginx's
+// third connection and passes it on only once the program has stopped
+// listening. The POST is a 502 that nobody processed.
+func TestNginxDrainDelayAloneAcceptQueue(t *testing.T) {
+	t.Parallel()
+	needProxy(t, "nginx")
+	// Long enough for two requests through nginx on a busy machine; the
+	// test checks that they came within it.
+	a := demotest.Start(t, "-drain-delay=3s")
+	relay, err := frontproxy.NewRelay(a.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer relay.Close()
+	nginx := startNginx(t, oneWorker, server(relay.Addr))
+	a.Signal(syscall.SIGTERM)
+	a.WaitLog("drain delay started")
+	for i := 1; i <= 2; i++ {
+		if status, body := send(t, nginx, http.MethodPost); status != http.StatusOK || body != strconv.Itoa(i)+"\n" {
+			t.Fatalf("POST %d during the drain delay: %d %q, want 200 %d", i, status, body, i)
+		}
+	}
+	if l, ok := a.Logged("drain delay finished"); ok {
+		t.Fatalf("the drain delay ended before the two POSTs were answered (%s): the test needs them inside it", l.Raw)
+	}
+	if n := len(relay.Conns()); n != 2 {
+		t.Errorf("nginx opened %d connections for two POSTs during the drain delay, want 2: each answer's Connection: close ends one", n)
+	}
+	release := make(chan struct{})
+	relay.HoldDials(release)
+	type answer struct {
+		status int
+		body   string
+	}
+	done := make(chan answer, 1)
+	go func() {
+		resp, err := client.Post("http://"+nginx.Listen+"/count", "text/plain", strings.NewReader("one more"))
+		if err != nil {
+			done <- answer{body: err.Error()}
+			return
+		}
+		defer resp.Body.Close()
+		done <- answer{resp.StatusCode, bodyOf(resp)}
+	}()
+	if _, ok := relay.AwaitConn(2); !ok {
+		t.Fatal("nginx opened no third connection")
+	}
+	a.WaitLog("drain delay finished")
+	awaitRefused(t, a.Addr)
+	mark := nginx.Written()
+	close(release)
+	r := <-done
+	count := exitCount(t, a)
+	lines := nginx.Since(mark, "upstream")
+	t.Logf("third POST: %d; count=%d; nginx: %v", r.status, count, lines)
+	if r.status != http.StatusBadGateway || count != 2 {
+		t.Errorf("third POST: %d %q; count=%d; want 502 and 2, a POST nobody processed", r.status, r.body, count)
+	}
+	if !strings.Contains(strings.Join(lines, "\n"), "Connection reset by peer") {
+		t.Errorf("nginx logged no reset for the third POST: %v", lines)
+	}
+}
+
+// awaitRefused waits until addr refuses connections: the program's
+// listener has closed.
+func awaitRefused(t *testing.T, addr string) {
+	t.Helper()
+	deadline := time.Now().Add(demotest.EventTimeout)
+	for {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			return
+		}
+		c.Close()
+		if time.Now().After(deadline) {
+			t.Fatalf("%s still accepts connections after %s", addr, demotest.EventTimeout)
+		}
+		time.Sleep(5 * time.Millisecond) // poll interval while the listener closes
 	}
 }

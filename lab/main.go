@@ -115,6 +115,8 @@ func main() {
 
 	postRaces := runPOSTRaces(steps)
 
+	proxies := runProxies(steps)
+
 	emails := runEmailLab(steps)
 	var rolling []rollingRun
 	for _, s := range rollingSteps(steps) {
@@ -129,6 +131,7 @@ func main() {
 	rep.Rolling = rolling
 	rep.Restarts = restarts
 	rep.POSTRaces = postRaces
+	rep.Proxies = proxies
 	rep.GRPC, rep.GRPCLoad = grpcRuns, labGRPCLoad
 	fmt.Print(rep.tables())
 	fmt.Print(rep.Emails)
@@ -153,6 +156,9 @@ func main() {
 	}
 	if *write {
 		if err := rep.writeDoc(filepath.Join("docs", "lab.md")); err != nil {
+			fail("%v", err)
+		}
+		if err := rep.writeProxiesDoc(proxiesDoc); err != nil {
 			fail("%v", err)
 		}
 		fmt.Fprintf(os.Stderr, "wrote docs/lab.md and %s/ in %s\n", svgDir, rep.Elapsed.Round(time.Second))

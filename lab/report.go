@@ -28,6 +28,8 @@ type report struct {
 
 	POSTRaces []postRun // lab/http2.go, when step 13 ran
 
+	Proxies []proxyRun // lab/proxies.go, when step 15 ran
+
 	GRPC     []grpcRun // lab/grpc.go, when step 14 ran
 	GRPCLoad grpcLoad
 }
@@ -56,6 +58,9 @@ func (r *report) tables() string {
 	b.WriteString(r.untimedSection())
 	if len(r.POSTRaces) > 0 {
 		fmt.Fprintf(&b, "### POST race\n\n%s\n\n%s\n", postAbout, r.POSTTable())
+	}
+	if len(r.Proxies) > 0 {
+		fmt.Fprintf(&b, "### behind a real proxy\n\n%s\n\n%s\n", proxiesAbout, r.ProxiesTable())
 	}
 	if len(r.GRPC) > 0 {
 		fmt.Fprintf(&b, "### gRPC drain\n\n%s\n\n%s\n", r.GRPCAbout(), r.GRPCTable())

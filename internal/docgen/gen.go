@@ -191,6 +191,21 @@ func (g *Generator) generate(kind, arg string) (string, error) {
 			return "", err
 		}
 		b.WriteString(fenced("text", string(src)))
+	case "md":
+		// Markdown another generator wrote (the lab's tables), put in as it
+		// is, so that a table is a table.
+		if !strings.HasSuffix(arg, ".md") {
+			return "", errors.New("gen:md takes a .md file")
+		}
+		src, err := g.read(g.Root, arg)
+		if err != nil {
+			return "", err
+		}
+		text := string(src)
+		if !strings.HasSuffix(text, "\n") {
+			text += "\n"
+		}
+		b.WriteString(text)
 	case "diff":
 		names := strings.Fields(arg)
 		if len(names) != 2 {
@@ -243,7 +258,7 @@ func (g *Generator) generate(kind, arg string) (string, error) {
 		}
 		b.WriteString(table)
 	default:
-		return "", fmt.Errorf("unknown directive gen:%s (want code, file, diff, gosrc, modsrc or scenarios)", kind)
+		return "", fmt.Errorf("unknown directive gen:%s (want code, file, md, diff, gosrc, modsrc or scenarios)", kind)
 	}
 	return b.String(), nil
 }

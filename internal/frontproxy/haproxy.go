@@ -66,29 +66,39 @@ func (p *Proxy) startHAProxy(finish ...int) error {
 }
 
 // ReloadHAProxy reloads HAProxy as a deploy does outside master-worker
-// mode: it saves what the runtime API changed (show servers state, into
-// deploy/haproxy.cfg's server-state-file), starts a new process with -sf
-// and the old one's pid, and waits until the new one answers and the old
-// one has exited. It returns how long that took, and the old process, for
-// what it wrote.
+// mode (SwapHAProxy), and waits until the old process has exited. It
+// returns how long that took, and the old process, for what it wrote.
 func (p *Proxy) ReloadHAProxy() (time.Duration, *proc.Process, error) {
-	state, err := p.Command("show servers state")
-	if err != nil {
-		return 0, nil, err
-	}
-	if err := os.WriteFile(filepath.Join(p.dir, "haproxy.state"), []byte(state+"\n"), 0o644); err != nil {
-		return 0, nil, err
-	}
-	old := p.Process
 	start := time.Now()
-	if err := p.startHAProxy(old.Pid()); err != nil {
-		p.Process = old
+	old, err := p.SwapHAProxy()
+	if err != nil {
 		return 0, old, err
 	}
 	if _, ok := old.AwaitExit(proc.EventTimeout); !ok {
 		return 0, old, fmt.Errorf("the old haproxy (pid %d) did not exit within %s of -sf", old.Pid(), proc.EventTimeout)
 	}
 	return time.Since(start), old, nil
+}
+
+// SwapHAProxy saves what the runtime API changed (show servers state,
+// into deploy/haproxy.cfg's server-state-file), starts a new process with
+// -sf and the old one's pid, and returns the old one once the new one
+// answers. The old one is finishing: it has stopped listening, and exits
+// once its connections are done (or hard-stop-after cuts them).
+func (p *Proxy) SwapHAProxy() (*proc.Process, error) {
+	state, err := p.Command("show servers state")
+	if err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(filepath.Join(p.dir, "haproxy.state"), []byte(state+"\n"), 0o644); err != nil {
+		return nil, err
+	}
+	old := p.Process
+	if err := p.startHAProxy(old.Pid()); err != nil {
+		p.Process = old
+		return old, err
+	}
+	return old, nil
 }
 
 func awaitRuntimeAPI(p *Proxy) error {

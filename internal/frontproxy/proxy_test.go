@@ -44,7 +44,8 @@ func TestStepConfigurationsHaveTheirLines(t *testing.T) {
 		"../../15-behind-a-proxy/deploy/nginx.conf": {"worker_processes auto;", "keepalive_timeout 60s;",
 			"proxy_next_upstream error timeout;", "worker_shutdown_timeout 75s;"},
 		"../../15-behind-a-proxy/deploy/haproxy.cfg": {ServerLine, "option httpchk GET /readyz",
-			"http-check expect status 200", "retry-on conn-failure"},
+			"http-check expect status 200", "retry-on conn-failure empty-response", "balance roundrobin",
+			"option idle-close-on-response", "hard-stop-after 75s"},
 	} {
 		replace := map[string]string{}
 		for _, l := range lines {

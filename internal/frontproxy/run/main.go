@@ -22,14 +22,11 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
-	"path/filepath"
 	"strings"
 	"syscall"
-	"time"
 
 	"github.com/gracefulgo/walkthrough/internal/frontproxy"
 	"github.com/gracefulgo/walkthrough/internal/noretry"
-	"github.com/gracefulgo/walkthrough/internal/proc"
 )
 
 func main() {
@@ -66,65 +63,13 @@ func main() {
 	}
 	defer os.RemoveAll(dir)
 
-	f := &frontproxy.Fleet{StopFirst: *stopFirst, Server: func(addr string) string {
-		return strings.TrimSpace("server " + addr + " " + *serverParams)
-	}, Start: func() (*proc.Process, error) {
-		addr, err := proc.FreeAddr()
-		if err != nil {
-			return nil, err
-		}
-		cmd := exec.Command(*bin, replicaArgs...)
-		// A process group of its own: Ctrl+C in the terminal reaches this
-		// command, which stops each replica with one SIGTERM; reaching the
-		// replicas too, it would be their first signal and the SIGTERM
-		// their second, which ends a drain at once.
-		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-		p, err := proc.Start(addr, cmd)
-		if err != nil {
-			return nil, err
-		}
-		if _, ok := p.AwaitLog("listening", proc.EventTimeout); !ok {
-			p.Kill()
-			return nil, fmt.Errorf("%s did not start:\n%s", *bin, p.Output())
-		}
-		return p, p.AwaitAnswer(proc.EventTimeout)
-	}}
+	setup := frontproxy.Setup{Proxy: *proxy, Deploy: *deploy, Dir: dir, Listen: *listen, Bin: *bin, Args: replicaArgs,
+		ServerParams: *serverParams, H2: *h2, StopFirst: *stopFirst, Replace: replace}
 	if *measure == 0 {
-		f.Log = func(format string, args ...any) { fmt.Printf("run-15: "+format+"\n", args...) }
+		setup.Log = func(format string, args ...any) { fmt.Printf("run-15: "+format+"\n", args...) }
 	}
-	config := frontproxy.Config{Dir: dir, Listen: *listen, Replace: replace}
-	switch *proxy {
-	case "nginx":
-		config.File = filepath.Join(*deploy, "nginx.conf")
-		for range 2 {
-			p, err := f.Start()
-			if err != nil {
-				fail(err)
-			}
-			f.Replicas = append(f.Replicas, &frontproxy.Replica{Process: p})
-		}
-		var servers []string
-		for _, r := range f.Replicas {
-			servers = append(servers, f.Server(r.Addr))
-		}
-		f.Proxy, err = frontproxy.StartNginx(config, servers)
-	case "haproxy":
-		config.File = filepath.Join(*deploy, "haproxy.cfg")
-		if *h2 {
-			if config.Replace == nil {
-				config.Replace = map[string]string{}
-			}
-			config.Replace[frontproxy.ServerLine] = frontproxy.ServerLine + " proto h2"
-		}
-		f.Proxy, err = frontproxy.StartHAProxy(config)
-		for i := 0; err == nil && i < 2; i++ {
-			_, err = f.Add()
-		}
-	}
+	f, err := setup.Start()
 	if err != nil {
-		if stopErr := f.Stop(); stopErr != nil {
-			fmt.Fprintln(os.Stderr, "run-15:", stopErr)
-		}
 		fail(err)
 	}
 	if *measure > 0 {
@@ -185,14 +130,22 @@ var configurations = []struct{ name, flags string }{
 	{"nginx, reload then SIGTERM, -drain-delay 1s (recommended)", "-proxy nginx -- -drain-delay 1s"},
 	{"nginx, reload then SIGTERM, -drain-delay 1s, clients keep-alive", "-proxy nginx -keepalive -- -drain-delay 1s"},
 	{"haproxy, httpchk, -drain-delay 1s, clients keep-alive (recommended)", "-proxy haproxy -keepalive -- -drain-delay 1s"},
-	{"haproxy, TCP check (no httpchk), -drain-delay 0s", "-proxy haproxy -keepalive -stop-first -replace option httpchk GET /readyz=>#none -replace http-check expect status 200=>#none -- -drain-delay 0s"},
-	{"haproxy, TCP check, retry-on conn-failure empty-response response-timeout, -drain-delay 0s", "-proxy haproxy -keepalive -stop-first -replace option httpchk GET /readyz=>#none -replace http-check expect status 200=>#none -replace retry-on conn-failure=>retry-on conn-failure empty-response response-timeout -- -drain-delay 0s"},
-	{"haproxy, httpchk, -drain-delay 0s (shorter than inter x fall)", "-proxy haproxy -keepalive -stop-first -- -drain-delay 0s"},
-	{"haproxy, httpchk, -drain-delay 100ms (shorter than inter x fall)", "-proxy haproxy -keepalive -stop-first -- -drain-delay 100ms"},
-	{"haproxy, proto h2, TCP check, -drain-delay 0s", "-proxy haproxy -keepalive -stop-first -h2 -replace option httpchk GET /readyz=>#none -replace http-check expect status 200=>#none -- -drain-delay 0s"},
-	{"haproxy, proto h2, TCP check, retry-on conn-failure empty-response, -drain-delay 0s", "-proxy haproxy -keepalive -stop-first -h2 -replace option httpchk GET /readyz=>#none -replace http-check expect status 200=>#none -replace retry-on conn-failure=>retry-on conn-failure empty-response -- -drain-delay 0s"},
+	{"haproxy, TCP check (no httpchk), retry-on conn-failure (HAProxy's default), -drain-delay 0s", "-proxy haproxy -keepalive -stop-first " + noHTTPCheck + connFailureOnly + " -- -drain-delay 0s"},
+	{"haproxy, TCP check, retry-on conn-failure empty-response (deploy/haproxy.cfg's), -drain-delay 0s", "-proxy haproxy -keepalive -stop-first " + noHTTPCheck + " -- -drain-delay 0s"},
+	{"haproxy, httpchk, retry-on conn-failure, -drain-delay 0s (shorter than inter x fall)", "-proxy haproxy -keepalive -stop-first" + connFailureOnly + " -- -drain-delay 0s"},
+	{"haproxy, httpchk, retry-on conn-failure, -drain-delay 100ms (shorter than inter x fall)", "-proxy haproxy -keepalive -stop-first" + connFailureOnly + " -- -drain-delay 100ms"},
+	{"haproxy, proto h2, TCP check, retry-on conn-failure, -drain-delay 0s", "-proxy haproxy -keepalive -stop-first -h2 " + noHTTPCheck + connFailureOnly + " -- -drain-delay 0s"},
+	{"haproxy, proto h2, TCP check, retry-on conn-failure empty-response, -drain-delay 0s", "-proxy haproxy -keepalive -stop-first -h2 " + noHTTPCheck + " -- -drain-delay 0s"},
 	{"haproxy, proto h2, httpchk, -drain-delay 1s", "-proxy haproxy -keepalive -h2 -- -drain-delay 1s"},
 }
+
+// The -replace flags of the configurations above: a TCP check instead of
+// deploy/haproxy.cfg's HTTP one, and HAProxy's default retry-on instead of
+// the deploy's.
+const (
+	noHTTPCheck     = "-replace option httpchk GET /readyz=>#none -replace http-check expect status 200=>#none"
+	connFailureOnly = " -replace retry-on conn-failure empty-response=>retry-on conn-failure"
+)
 
 // runMatrix runs this command once per configuration and run, each a
 // process of its own, and writes what each printed to file.
@@ -244,26 +197,15 @@ func splitFlags(s string) []string {
 // measureRolls rolls the replicas n times under load and prints one line:
 // what the clients saw, and the replicas' count.
 func measureRolls(f *frontproxy.Fleet, n, lanes int, keepAlive bool) int {
-	load := frontproxy.StartLoad(f.Proxy.Listen, lanes, keepAlive)
-	<-load.Answered()
+	m, err := frontproxy.MeasureRolls(f, n, lanes, keepAlive)
 	code := 0
-	for i := range n {
-		if err := f.Roll(); err != nil {
-			fmt.Fprintf(os.Stderr, "roll %d: %v\n", i+1, err)
-			code = 1
-			break
-		}
-	}
-	time.Sleep(200 * time.Millisecond) // a moment of load after the last roll, in a measurement, not a test
-	res := load.Stop()
-	if err := f.Stop(); err != nil {
+	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		code = 1
 	}
-	failedPOSTs := res.POSTs.Failed()
 	fmt.Printf("%s, %d rolls: %s; failed POSTs %d, of which processed %d (count=%d against %d answered)\n",
-		f.Proxy.Name, n, res, failedPOSTs, f.Count-res.POSTs[noretry.OK], f.Count, res.POSTs[noretry.OK])
-	for _, e := range res.FailedExamples {
+		f.Proxy.Name, n, m.LoadResult, m.POSTs.Failed(), m.ProcessedUnanswered(), m.Count, m.POSTs[noretry.OK])
+	for _, e := range m.FailedExamples {
 		fmt.Println("  e.g.", e)
 	}
 	return code
