@@ -190,7 +190,11 @@ func (g *Generator) generate(kind, arg string) (string, error) {
 		if err != nil {
 			return "", err
 		}
-		b.WriteString(fenced("text", string(src)))
+		lang := "text"
+		if strings.HasSuffix(arg, ".mmd") {
+			lang = "mermaid" // a Mermaid chart, which GitHub draws
+		}
+		b.WriteString(fenced(lang, string(src)))
 	case "diff":
 		names := strings.Fields(arg)
 		if len(names) != 2 {
@@ -236,6 +240,13 @@ func (g *Generator) generate(kind, arg string) (string, error) {
 			return "", err
 		}
 		b.WriteString(excerpt)
+	case "include":
+		// Markdown that a program wrote (the lab's figures), as it is.
+		src, err := g.read(g.Root, arg)
+		if err != nil {
+			return "", err
+		}
+		b.Write(src)
 	case "scenarios":
 		table, err := g.scenarioTable(arg)
 		if err != nil {
@@ -243,7 +254,7 @@ func (g *Generator) generate(kind, arg string) (string, error) {
 		}
 		b.WriteString(table)
 	default:
-		return "", fmt.Errorf("unknown directive gen:%s (want code, file, diff, gosrc, modsrc or scenarios)", kind)
+		return "", fmt.Errorf("unknown directive gen:%s (want code, file, include, diff, gosrc, modsrc or scenarios)", kind)
 	}
 	return b.String(), nil
 }
