@@ -2,7 +2,6 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -46,9 +45,9 @@ func TestTranscripts(t *testing.T) {
 func TestTranscriptsGrpcurl(t *testing.T) {
 	t.Parallel()
 	_ = os.Getenv("TOOLS_PRESENT") // so that make test does not replay a skip once grpcurl is fetched (tools/present.sh)
-	grpcurl, err := goTool("grpcurl", os.Getenv("CI") != "true")
+	grpcurl, err := demotest.GoTool("grpcurl", os.Getenv("CI") != "true")
 	if err != nil {
-		if errors.Is(err, errNotDownloaded) {
+		if errors.Is(err, demotest.ErrNotDownloaded) {
 			t.Skip("grpcurl's modules are not downloaded, so its transcript is not checked: go tool -modfile=tools/go.mod grpcurl -version fetches and builds it, then make test-14")
 		}
 		t.Fatal(err)
@@ -64,29 +63,6 @@ func TestTranscriptsGrpcurl(t *testing.T) {
 func normalizeTicks(line string) string { return ticksSent.ReplaceAllString(line, "sent=<n>") }
 
 var ticksSent = regexp.MustCompile(`\bsent=\d+`)
-
-// errNotDownloaded: a tool's modules are not in the module cache.
-var errNotDownloaded = errors.New("not in the module cache")
-
-// goTool builds a tool that tools/go.mod pins, with go tool (which caches
-// the binary), and returns its path. cachedOnly forbids downloads: then a
-// tool whose modules are not in the module cache yet is errNotDownloaded.
-func goTool(name string, cachedOnly bool) (string, error) {
-	cmd := exec.Command("go", "tool", "-modfile=../tools/go.mod", "-n", name)
-	if cachedOnly {
-		cmd.Env = append(os.Environ(), "GOPROXY=off")
-	}
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	switch {
-	case err == nil:
-		return strings.TrimSpace(string(out)), nil
-	case cachedOnly && strings.Contains(stderr.String(), "GOPROXY=off"):
-		return "", errNotDownloaded
-	}
-	return "", fmt.Errorf("go tool -n %s: %v: %s", name, err, strings.TrimSpace(stderr.String()))
-}
 
 // drainSession: one grpc-go client holds a Ticks stream open, another
 // waits on a Sleep; SIGTERM ends the stream on purpose and lets the Sleep

@@ -28,15 +28,14 @@ type storer struct {
 	consume    jetstream.ConsumeContext
 	inHand     prometheus.Gauge // the messages being stored, for /metrics
 	workTime   time.Duration
-	// ackFirst is the pitfall, for its test: acknowledge, then store.
-	ackFirst bool
+	pitfall    string // -pitfall, for its test (pitfalls.go)
 }
 
 // startConsumer starts pulling. JetStream delivers at most prefetch
 // messages ahead of the handler: those are the messages in hand that a
 // shutdown must finish or hand back, so the fewer the better.
-func startConsumer(consumer jetstream.Consumer, db orderStore, counts *counts, inHand prometheus.Gauge, prefetch int, workTime time.Duration, ackFirst bool) (*storer, error) {
-	s := &storer{orders: db, counts: counts, inHand: inHand, workTime: workTime, ackFirst: ackFirst}
+func startConsumer(consumer jetstream.Consumer, db orderStore, counts *counts, inHand prometheus.Gauge, prefetch int, workTime time.Duration, pitfall string) (*storer, error) {
+	s := &storer{orders: db, counts: counts, inHand: inHand, workTime: workTime, pitfall: pitfall}
 	s.work, s.cancelWork = context.WithCancel(context.Background())
 	var err error
 	s.consume, err = consumer.Consume(s.handle,
@@ -48,6 +47,9 @@ func startConsumer(consumer jetstream.Consumer, db orderStore, counts *counts, i
 	if err != nil {
 		s.cancelWork()
 		return nil, err
+	}
+	if pitfall == databaseFirst {
+		s.consume = closingFirst{s.consume, db}
 	}
 	return s, nil
 }
@@ -73,7 +75,7 @@ func (s *storer) handle(msg jetstream.Msg) {
 		}
 		return
 	}
-	if s.ackFirst {
+	if s.pitfall == ackBeforeCommit {
 		// Confirmed, so that the server has it before the work starts.
 		if err := msg.DoubleAck(s.work); err != nil {
 			handBack(msg)
@@ -93,6 +95,9 @@ func (s *storer) handle(msg jetstream.Msg) {
 	}
 	if inserted {
 		s.counts.stored.Add(1)
+	}
+	if s.workTime > 0 {
+		slog.Info("order stored", "id", o.ID, "inserted", inserted)
 	}
 	// DoubleAck waits for the server to confirm. If that fails, the
 	// order comes back after AckWait and its second insert does nothing.

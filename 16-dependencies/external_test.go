@@ -1,38 +1,68 @@
 package main
 
 import (
+	"errors"
 	"fmt"
+	"net"
 	"net/http"
+	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/gracefulgo/walkthrough/internal/demotest"
-	"github.com/nats-io/nats-server/v2/server"
+	"github.com/gracefulgo/walkthrough/internal/proc"
 )
 
-// startNATSServer runs a NATS server with JetStream for the test, on a
-// loopback port: the same server as the step embeds, reached over TCP as a
-// server of its own would be. A user and password prove that -nats-url's
-// password never reaches the log.
+// startNATSServer runs a standalone NATS server with JetStream for the
+// test, on a loopback port: the nats-server command, built from the same
+// module the step embeds (tools/go.mod pins it as a go tool), reached over
+// TCP as a server of one's own would be. A user and password prove that
+// -nats-url's password never reaches the log. Without the tool's modules
+// in the module cache the test skips; under CI=true it builds it, or fails.
 func startNATSServer(t *testing.T) (url string) {
 	t.Helper()
-	ns, err := server.NewServer(&server.Options{
-		Host: "127.0.0.1", Port: -1, // a free port
-		JetStream: true, StoreDir: t.TempDir(),
-		Username: "orders", Password: "s3cret-pass",
-		NoSigs: true,
-	})
+	_ = os.Getenv("TOOLS_PRESENT") // so that make test does not replay a skip once nats-server is built (tools/present.sh)
+	bin, err := demotest.GoTool("nats-server", os.Getenv("CI") != "true")
+	if errors.Is(err, demotest.ErrNotDownloaded) {
+		t.Skip("no standalone nats-server: go tool -modfile=tools/go.mod nats-server --version fetches and builds it, then make test-16")
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
-	ns.Start()
-	t.Cleanup(func() { ns.Shutdown(); ns.WaitForShutdown() })
-	if !ns.ReadyForConnections(demotest.EventTimeout) {
-		t.Fatal("the test's NATS server did not start")
+	addr := demotest.FreeAddr(t)
+	host, port, _ := net.SplitHostPort(addr)
+	server, err := proc.Start("", exec.Command(bin, "-a", host, "-p", port, "-js", "-sd", t.TempDir(),
+		"--user", "orders", "--pass", "s3cret-pass"))
+	if err != nil {
+		t.Fatal(err)
 	}
-	return fmt.Sprintf("nats://orders:s3cret-pass@%s", ns.Addr())
+	t.Cleanup(func() {
+		server.Kill()
+		if t.Failed() {
+			t.Logf("nats-server output:\n%s", server.Output())
+		}
+	})
+	// It logs "Server is ready" once JetStream is up and it listens.
+	timeout := time.After(demotest.EventTimeout)
+	for seen := 0; ; {
+		lines, grew := server.Watch()
+		for ; seen < len(lines); seen++ {
+			if strings.Contains(lines[seen].Raw, "Server is ready") {
+				return fmt.Sprintf("nats://orders:s3cret-pass@%s", addr)
+			}
+		}
+		select {
+		case <-grew:
+		case <-server.Done():
+			t.Fatalf("nats-server exited before it was ready:\n%s", server.Output())
+		case <-timeout:
+			t.Fatalf("nats-server not ready within %s:\n%s", demotest.EventTimeout, server.Output())
+		}
+	}
 }
 
 // TestTwoInstancesOneNATSServer: two processes on one external NATS server

@@ -35,6 +35,8 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
+	"strings"
 	"syscall"
 	"time"
 
@@ -112,7 +114,7 @@ func run() int {
 	}
 	defer db.close()
 	logResumed(ctx, consumer)
-	storer, err := startConsumer(consumer, db, &counts, metrics.messagesInHand, flags.prefetch, flags.workTime, flags.ackBeforeCommit)
+	storer, err := startConsumer(consumer, db, &counts, metrics.messagesInHand, flags.prefetch, flags.workTime, flags.pitfall)
 	if err != nil {
 		slog.Error("cannot start the consumer", "err", err)
 		return 1
@@ -231,7 +233,7 @@ type flags struct {
 	shutdownTimeout, drainDelay time.Duration
 	ackWait, workTime           time.Duration
 	prefetch                    int
-	ackBeforeCommit             bool
+	pitfall                     string // one of pitfalls, for its test
 }
 
 func parseFlags() flags {
@@ -247,7 +249,7 @@ func parseFlags() flags {
 	flag.DurationVar(&f.ackWait, "ack-wait", 30*time.Second, "how long JetStream waits for an acknowledgement before delivering a message again")
 	flag.DurationVar(&f.workTime, "work-time", 0, "how long storing one order takes besides the insert, standing for real work")
 	flag.IntVar(&f.prefetch, "prefetch", 4, "how many messages the consumer fetches ahead: those a shutdown must finish")
-	flag.BoolVar(&f.ackBeforeCommit, "ack-before-commit", false, "the pitfall, for its test: acknowledge each message before its transaction")
+	flag.StringVar(&f.pitfall, "pitfall", "", "a pitfall, for its test: "+strings.Join(pitfalls, ", ")+" (default none)")
 	flag.Parse()
 	bad := func(format string, args ...any) {
 		fmt.Fprintf(os.Stderr, format+"\n", args...)
@@ -264,7 +266,9 @@ func parseFlags() flags {
 		bad("-drain-delay %s: want from 0s to half of -shutdown-timeout %s, so that the drain has the rest", f.drainDelay, f.shutdownTimeout)
 	case f.ackWait < time.Second:
 		bad("-ack-wait %s: want at least 1s", f.ackWait)
-	case f.workTime < 0 || f.workTime >= f.ackWait:
+	case f.pitfall != "" && !slices.Contains(pitfalls, f.pitfall):
+		bad("-pitfall %q: want one of %s", f.pitfall, strings.Join(pitfalls, ", "))
+	case f.workTime < 0 || (f.workTime >= f.ackWait && f.pitfall != workOutlastsAckWait):
 		bad("-work-time %s: want from 0s to less than -ack-wait %s, or JetStream delivers the order again while it is being stored", f.workTime, f.ackWait)
 	case f.prefetch < 1:
 		bad("-prefetch %d: want 1 or more", f.prefetch)

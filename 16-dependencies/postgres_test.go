@@ -26,8 +26,8 @@ func postgresDB(t *testing.T) string {
 		t.Skip("no PostgreSQL: run `sh .ci/postgres.sh` and set TEST_POSTGRES_URL to the URL it prints")
 	}
 	schema := "test_" + strings.ToLower(rand.Text())
-	exec(t, base, "CREATE SCHEMA "+schema)
-	t.Cleanup(func() { exec(t, base, "DROP SCHEMA "+schema+" CASCADE") })
+	execSQL(t, base, "CREATE SCHEMA "+schema)
+	t.Cleanup(func() { execSQL(t, base, "DROP SCHEMA "+schema+" CASCADE") })
 	u, err := url.Parse(base)
 	if err != nil {
 		t.Fatal(err)
@@ -38,7 +38,7 @@ func postgresDB(t *testing.T) string {
 	return u.String()
 }
 
-func exec(t *testing.T, database, statement string) {
+func execSQL(t *testing.T, database, statement string) {
 	t.Helper()
 	conn, err := pgx.Connect(context.Background(), database)
 	if err != nil {

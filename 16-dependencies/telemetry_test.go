@@ -65,9 +65,12 @@ func TestSpansOfTheLastRequests(t *testing.T) {
 	t.Parallel()
 	receiver, endpoint := startSpanReceiver(t)
 	p := demotest.Start(t, "-store", t.TempDir(), "-drain-delay", "0s", "-otlp-endpoint", endpoint)
-	if r, _ := p.PostJSON("/orders", `{"item":"chair","quantity":4}`); r.Status != http.StatusAccepted {
-		t.Fatalf("POST /orders = %v, want 202", r)
+	if status, err := postOrderAs(http.DefaultClient, p.Addr, "last"); err != nil || status != http.StatusAccepted {
+		t.Fatalf("POST /orders = %d (%v), want 202", status, err)
 	}
+	// Stored, so that its "store order" span has ended too, and waits in
+	// the batch span processor with the others (its BatchTimeout is 5s).
+	awaitStored(t, p, []string{"last"}, demotest.EventTimeout)
 	p.Signal(syscall.SIGTERM)
 	if exit := p.WaitExit(); exit.Code != 0 {
 		t.Fatalf("%v, want exit status 0", exit)

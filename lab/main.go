@@ -118,6 +118,7 @@ func main() {
 	proxies := runProxies(steps)
 
 	emails := runEmailLab(steps)
+	orders := runOrdersLab(steps)
 	var rolling []rollingRun
 	for _, s := range rollingSteps(steps) {
 		run := runRolling(s)
@@ -135,6 +136,9 @@ func main() {
 	rep.GRPC, rep.GRPCLoad = grpcRuns, labGRPCLoad
 	fmt.Print(rep.tables())
 	fmt.Print(rep.Emails)
+	if orders != nil {
+		fmt.Print(orders.tables())
+	}
 	svgDir := filepath.Join("bin", "lab", "svg")
 	if *write {
 		svgDir = filepath.Join("docs", "lab")
@@ -152,6 +156,9 @@ func main() {
 		fail("%v", err)
 	}
 	if err := rep.writeGRPCSVG(svgDir); err != nil {
+		fail("%v", err)
+	}
+	if err := orders.write(svgDir); err != nil {
 		fail("%v", err)
 	}
 	if *write {

@@ -18,7 +18,7 @@ import (
 const (
 	proxyRolls = 3
 	proxyLanes = 8
-	// proxiesDoc is the table as the step's README shows it (gen:md),
+	// proxiesDoc is the table as the step's README shows it (gen:include),
 	// rewritten by make lab-docs.
 	proxiesDoc = "15-behind-a-proxy/testdata/lab-proxies.md"
 )

@@ -15,6 +15,9 @@ done
 for tool in nginx haproxy; do
 	printf '%s=%s\n' "$tool" "$(command -v "$tool" || { [ -x "/usr/sbin/$tool" ] && echo "/usr/sbin/$tool"; } || echo absent)"
 done
-# grpcurl's modules are in the module cache when go tool can build it
-# without the network.
-printf 'grpcurl=%s\n' "$(GOPROXY=off go tool -modfile=tools/go.mod -n grpcurl 2>/dev/null || echo absent)"
+# grpcurl's and nats-server's modules are in the module cache when go tool
+# can build them without the network (nats-server's are the root module's
+# own, so they are there once step 16 builds).
+for tool in grpcurl nats-server; do
+	printf '%s=%s\n' "$tool" "$(GOPROXY=off go tool -modfile=tools/go.mod -n "$tool" 2>/dev/null || echo absent)"
+done

@@ -190,22 +190,11 @@ func (g *Generator) generate(kind, arg string) (string, error) {
 		if err != nil {
 			return "", err
 		}
-		b.WriteString(fenced("text", string(src)))
-	case "md":
-		// Markdown another generator wrote (the lab's tables), put in as it
-		// is, so that a table is a table.
-		if !strings.HasSuffix(arg, ".md") {
-			return "", errors.New("gen:md takes a .md file")
+		lang := "text"
+		if strings.HasSuffix(arg, ".mmd") {
+			lang = "mermaid" // a Mermaid chart, which GitHub draws
 		}
-		src, err := g.read(g.Root, arg)
-		if err != nil {
-			return "", err
-		}
-		text := string(src)
-		if !strings.HasSuffix(text, "\n") {
-			text += "\n"
-		}
-		b.WriteString(text)
+		b.WriteString(fenced(lang, string(src)))
 	case "diff":
 		names := strings.Fields(arg)
 		if len(names) != 2 {
@@ -251,6 +240,21 @@ func (g *Generator) generate(kind, arg string) (string, error) {
 			return "", err
 		}
 		b.WriteString(excerpt)
+	case "include":
+		// Markdown that a program wrote (the lab's tables and figures), put
+		// in as it is, so that a table is a table.
+		if !strings.HasSuffix(arg, ".md") {
+			return "", errors.New("gen:include takes a .md file")
+		}
+		src, err := g.read(g.Root, arg)
+		if err != nil {
+			return "", err
+		}
+		text := string(src)
+		if !strings.HasSuffix(text, "\n") {
+			text += "\n"
+		}
+		b.WriteString(text)
 	case "scenarios":
 		table, err := g.scenarioTable(arg)
 		if err != nil {
@@ -258,7 +262,7 @@ func (g *Generator) generate(kind, arg string) (string, error) {
 		}
 		b.WriteString(table)
 	default:
-		return "", fmt.Errorf("unknown directive gen:%s (want code, file, md, diff, gosrc, modsrc or scenarios)", kind)
+		return "", fmt.Errorf("unknown directive gen:%s (want code, file, include, diff, gosrc, modsrc or scenarios)", kind)
 	}
 	return b.String(), nil
 }

@@ -27,12 +27,13 @@ func (t *T) M() {}
 // sampleRoot is a repository of two small files.
 func sampleRoot(t *testing.T) string {
 	return writeFiles(t, map[string]string{
-		"a/main.go":  sampleGo,
-		"a/out.txt":  "line one\n```\nline three\n",
-		"a/table.md": "| a | b |\n|---|---|\n| 1 | 2 |",
-		"b/main.go":  strings.Replace(sampleGo, `"hello"`, `"hi"`, 1),
-		"docs/x.md":  "# Title\n\n## Two words\n\n## Two words\n\nSetext\n---\n\n<a id=\"custom\"></a>\n",
-		"docs/ok.md": "[a](x.md#two-words-1) [b](../a/main.go#L3) [c](#here) [d](/a/) [e](https://example.com/#nope) `[f](missing.md)`\n\n## Here\n",
+		"a/main.go":   sampleGo,
+		"a/out.txt":   "line one\n```\nline three\n",
+		"a/chart.mmd": "gantt\n    a : 0, 1\n",
+		"a/table.md":  "| a |\n|---|\n| 1 |\n",
+		"b/main.go":   strings.Replace(sampleGo, `"hello"`, `"hi"`, 1),
+		"docs/x.md":   "# Title\n\n## Two words\n\n## Two words\n\nSetext\n---\n\n<a id=\"custom\"></a>\n",
+		"docs/ok.md":  "[a](x.md#two-words-1) [b](../a/main.go#L3) [c](#here) [d](/a/) [e](https://example.com/#nope) `[f](missing.md)`\n\n## Here\n",
 		"docs/bad.md": "[a](missing.md)\n\n[b](x.md#nope) [c](../../outside)\n\n```\n[d](in-a-fence.md)\n```\n" +
 			"[e]: x.md#setext\n[f]: x.md#custom\n",
 	})
@@ -59,8 +60,12 @@ func TestExpand(t *testing.T) {
 		{"file, in a fence longer than its own",
 			"<!-- gen:file a/out.txt -->\n<!-- gen:end -->",
 			"<!-- gen:file a/out.txt -->\n" + gen + "a/out.txt; do not edit -->\n````text\nline one\n```\nline three\n````\n<!-- gen:end -->"},
-		{"markdown, as it is", "<!-- gen:md a/table.md -->\n<!-- gen:end -->",
-			"<!-- gen:md a/table.md -->\n" + gen + "a/table.md; do not edit -->\n| a | b |\n|---|---|\n| 1 | 2 |\n<!-- gen:end -->"},
+		{"a Mermaid file, in a mermaid fence",
+			"<!-- gen:file a/chart.mmd -->\n<!-- gen:end -->",
+			"<!-- gen:file a/chart.mmd -->\n" + gen + "a/chart.mmd; do not edit -->\n```mermaid\ngantt\n    a : 0, 1\n```\n<!-- gen:end -->"},
+		{"include, as it is",
+			"<!-- gen:include a/table.md -->\nstale\n<!-- gen:end -->",
+			"<!-- gen:include a/table.md -->\n" + gen + "a/table.md; do not edit -->\n| a |\n|---|\n| 1 |\n<!-- gen:end -->"},
 		{"diff", "<!-- gen:diff a/main.go b/main.go -->\n<!-- gen:end -->",
 			"<!-- gen:diff a/main.go b/main.go -->\n" + gen + "a/main.go b/main.go; do not edit -->\n```diff\n--- a/main.go\n+++ b/main.go\n@@ -3,7 +3,7 @@\n import \"fmt\"\n \n // greeting is what hello says.\n-const greeting = \"hello\"\n+const greeting = \"hi\"\n \n // hello prints the greeting.\n func hello() {\n```\n<!-- gen:end -->"},
 		{"a directive in a code fence is left alone",
@@ -91,7 +96,7 @@ func TestExpandErrors(t *testing.T) {
 		name, in, want string
 	}{
 		{"missing file", "x\n<!-- gen:file a/nope.txt -->\n<!-- gen:end -->", "doc.md:2: gen:file a/nope.txt: no file a/nope.txt"},
-		{"md of no markdown", "<!-- gen:md a/out.txt -->\n<!-- gen:end -->", "gen:md takes a .md file"},
+		{"include of no markdown", "<!-- gen:include a/out.txt -->\n<!-- gen:end -->", "gen:include takes a .md file"},
 		{"regexp matching nothing", "<!-- gen:code a/main.go#/banana/,/}/ -->\n<!-- gen:end -->", "doc.md:1: gen:code a/main.go#/banana/,/}/: /banana/ matches no line"},
 		{"end regexp matching nothing later", "<!-- gen:code a/main.go#/^func hello/,/^import/ -->\n<!-- gen:end -->", "/^import/ matches no line after line 9"},
 		{"unknown declaration", "<!-- gen:code a/main.go#goodbye -->\n<!-- gen:end -->", "doc.md:1: gen:code a/main.go#goodbye: no top-level declaration goodbye in a/main.go"},

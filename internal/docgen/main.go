@@ -13,7 +13,7 @@
 //	    first match of the second on a later line (#/re/ alone: one line)
 //	<!-- gen:file 04-notifycontext/testdata/drain.transcript -->
 //	    a file verbatim, in a text fence
-//	<!-- gen:md 15-behind-a-proxy/testdata/lab-proxies.md -->
+//	<!-- gen:include 15-behind-a-proxy/testdata/lab-proxies.md -->
 //	    a Markdown file another generator wrote (make lab-docs), as it is
 //	<!-- gen:diff 04-notifycontext/main.go 05-serve-error-select/main.go -->
 //	    a unified diff, in a diff fence
