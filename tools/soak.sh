@@ -13,7 +13,7 @@ run() {
 	label=$1
 	total=$((total + 1))
 	start=$(date +%s)
-	if go test -race -count=1 -p 4 ./... >"/tmp/soak.$$.log" 2>&1; then
+	if go test -race -count=1 -p 4 -parallel 8 ./... >"/tmp/soak.$$.log" 2>&1; then
 		echo "run $total ($label): ok in $(($(date +%s) - start)) s"
 	else
 		failed=$((failed + 1))
