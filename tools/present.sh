@@ -21,3 +21,6 @@ done
 for tool in grpcurl nats-server; do
 	printf '%s=%s\n' "$tool" "$(GOPROXY=off go tool -modfile=tools/go.mod -n "$tool" 2>/dev/null || echo absent)"
 done
+# Jaeger (step 16's TestSpansInJaeger) is pinned in a go.mod of its own,
+# tools/jaeger/go.mod: its modules are not the others' (about 270 MB).
+printf 'jaeger=%s\n' "$(GOPROXY=off go tool -modfile=tools/jaeger/go.mod -n jaeger 2>/dev/null || echo absent)"

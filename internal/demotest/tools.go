@@ -17,7 +17,13 @@ var ErrNotDownloaded = errors.New("not in the module cache")
 // the root. cachedOnly forbids downloads: then a tool whose modules are not
 // in the module cache yet is ErrNotDownloaded.
 func GoTool(name string, cachedOnly bool) (string, error) {
-	cmd := exec.Command("go", "tool", "-modfile=../tools/go.mod", "-n", name)
+	return GoToolOf("../tools/go.mod", name, cachedOnly)
+}
+
+// GoToolOf is GoTool for a tool that another go.mod pins (a path from the
+// step's folder): a tool whose modules would clash with the others'.
+func GoToolOf(modfile, name string, cachedOnly bool) (string, error) {
+	cmd := exec.Command("go", "tool", "-modfile="+modfile, "-n", name)
 	if cachedOnly {
 		cmd.Env = append(os.Environ(), "GOPROXY=off")
 	}
