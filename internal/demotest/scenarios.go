@@ -41,6 +41,10 @@ type Suite struct {
 	// must pass every other scenario. A known failure is asserted too: if
 	// the step starts to pass it, the test fails until the map is updated.
 	KnownToFail map[string]string
+	// NotApplicable maps a scenario to the reason its check means nothing
+	// for the step (the step does what the scenario names another way, by
+	// design, and a test of its own proves that). Those are not run.
+	NotApplicable map[string]string
 	// Args, when set, gives extra flags for every run of the program, such
 	// as files in a test's temporary directory.
 	Args func(t *testing.T) []string
@@ -69,12 +73,28 @@ func (s Suite) start(t *testing.T, shutdownTimeout time.Duration) *Process {
 // Run runs every scenario against the step, in parallel, as subtests named
 // guaranteed/<scenario> and known-to-fail/<scenario>.
 func (s Suite) Run(t *testing.T) {
-	for name := range s.KnownToFail {
-		if !slices.Contains(Scenarios, name) {
-			t.Fatalf("KnownToFail names %q, which is not a scenario", name)
+	for field, decl := range map[string]map[string]string{"KnownToFail": s.KnownToFail, "NotApplicable": s.NotApplicable} {
+		for name, reason := range decl {
+			if !slices.Contains(Scenarios, name) {
+				t.Fatalf("%s names %q, which is not a scenario", field, name)
+			}
+			if strings.TrimSpace(reason) == "" {
+				t.Fatalf("%s gives %s no reason", field, name)
+			}
 		}
 	}
-	RunChecks(t, Scenarios, s.KnownToFail, func(t *testing.T, name string) error { return scenarioChecks[name](t, s) })
+	var run []string
+	for _, name := range Scenarios {
+		_, known := s.KnownToFail[name]
+		_, na := s.NotApplicable[name]
+		if known && na {
+			t.Fatalf("%s is declared both known to fail and not applicable", name)
+		}
+		if !na {
+			run = append(run, name)
+		}
+	}
+	RunChecks(t, run, s.KnownToFail, func(t *testing.T, name string) error { return scenarioChecks[name](t, s) })
 }
 
 // RunChecks runs check for each of names, in parallel, as subtests named
