@@ -2,8 +2,9 @@ package main
 
 // The lab's scenario for step 16, the order service: how many orders a
 // second go through end to end (POST, JetStream, the consumer, the
-// database) on its embedded defaults, and on PostgreSQL when
-// TEST_POSTGRES_URL names one; how long each shutdown phase takes under
+// database) on its embedded defaults, on PostgreSQL when
+// TEST_POSTGRES_URL names one, and on a standalone nats-server (the go
+// tool tools/go.mod pins) when its modules are downloaded; how long each shutdown phase takes under
 // load, drawn as a Mermaid gantt from the phase log lines; and what three
 // SIGTERMs and three kill -9s under load lose or store twice.
 
@@ -14,9 +15,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -75,9 +78,26 @@ func runOrdersLab(steps []*step) *ordersRun {
 			continue
 		}
 		run := &ordersRun{Step: s.Name}
-		run.Rates = append(run.Rates, ordersThroughput(s, "SQLite", ""))
-		if base := os.Getenv("TEST_POSTGRES_URL"); base != "" {
-			run.Rates = append(run.Rates, ordersThroughput(s, "PostgreSQL", base))
+		base := os.Getenv("TEST_POSTGRES_URL")
+		run.Rates = append(run.Rates, ordersThroughput(s, "SQLite", "", ""))
+		if base != "" {
+			run.Rates = append(run.Rates, ordersThroughput(s, "PostgreSQL", base, ""))
+		}
+		// A nats-server of its own for each run: the stream and its
+		// durable consumer live on the server, and the next run's order
+		// ids would be turned away as the last run's duplicates.
+		standalone := []struct{ name, database string }{{"SQLite, with a standalone nats-server", ""}}
+		if base != "" {
+			standalone = append(standalone, struct{ name, database string }{"PostgreSQL, with a standalone nats-server", base})
+		}
+		for _, r := range standalone {
+			natsURL, stop, err := startNATSServer()
+			if err != nil {
+				fmt.Fprintf(os.Stderr, "%s / no standalone nats-server: %v\n", s.Name, err)
+				break
+			}
+			run.Rates = append(run.Rates, ordersThroughput(s, r.name, r.database, natsURL))
+			stop()
 		}
 		var phasesErr, roundsErr error
 		run.Phases, phasesErr = ordersPhases(s)
@@ -99,8 +119,9 @@ func runOrdersLab(steps []*step) *ordersRun {
 // ordersThroughput posts ordersRateOrders orders from ordersClients
 // clients and times them until the last is stored. database is "" for
 // the default SQLite file, or the URL of a PostgreSQL server, on which the
-// run gets a schema of its own.
-func ordersThroughput(s *step, name, database string) ordersRate {
+// run gets a schema of its own; natsURL is "" for the embedded NATS
+// server, or a standalone one's URL.
+func ordersThroughput(s *step, name, database, natsURL string) ordersRate {
 	rate := ordersRate{Database: name, Orders: ordersRateOrders}
 	dir, err := os.MkdirTemp("", "lab-"+s.Name+"-")
 	if err != nil {
@@ -117,6 +138,9 @@ func ordersThroughput(s *step, name, database string) ordersRate {
 		}
 		defer drop()
 		args = append(args, "-database", schemaURL)
+	}
+	if natsURL != "" {
+		args = append(args, "-nats-url", natsURL)
 	}
 	p, err := start(s.Bin, dir, args...)
 	if err != nil {
@@ -141,6 +165,50 @@ func ordersThroughput(s *step, name, database string) ordersRate {
 		rate.Err = err
 	}
 	return rate
+}
+
+// startNATSServer starts the nats-server that tools/go.mod pins, with
+// JetStream on a loopback port, once go tool can build it without the
+// network; stop ends it and removes its store.
+func startNATSServer() (natsURL string, stop func(), err error) {
+	out, err := exec.Command("go", "tool", "-modfile=tools/go.mod", "-n", "nats-server").Output()
+	if err != nil {
+		return "", nil, fmt.Errorf("go tool -modfile=tools/go.mod -n nats-server: %v", err)
+	}
+	dir, err := os.MkdirTemp("", "lab-nats-")
+	if err != nil {
+		return "", nil, err
+	}
+	addr, err := proc.FreeAddr()
+	if err != nil {
+		os.RemoveAll(dir)
+		return "", nil, err
+	}
+	host, port, _ := net.SplitHostPort(addr)
+	server, err := proc.Start("", exec.Command(strings.TrimSpace(string(out)), "-a", host, "-p", port, "-js", "-sd", dir))
+	if err != nil {
+		os.RemoveAll(dir)
+		return "", nil, err
+	}
+	stop = func() { server.Kill(); os.RemoveAll(dir) }
+	timeout := time.After(proc.EventTimeout)
+	for seen := 0; ; {
+		lines, grew := server.Watch()
+		for ; seen < len(lines); seen++ {
+			if strings.Contains(lines[seen].Raw, "Server is ready") {
+				return "nats://" + addr, stop, nil
+			}
+		}
+		select {
+		case <-grew:
+		case <-server.Done():
+			stop()
+			return "", nil, fmt.Errorf("nats-server exited before it was ready: %s", server.Output())
+		case <-timeout:
+			stop()
+			return "", nil, fmt.Errorf("nats-server not ready within %s", proc.EventTimeout)
+		}
+	}
 }
 
 // postgresSchema creates a schema of its own on the server base names, and
