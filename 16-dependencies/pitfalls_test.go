@@ -206,7 +206,7 @@ func TestAckWaitShorterThanTheWork(t *testing.T) {
 		// and JetStream serves them in turn, so the redelivery goes to
 		// the instance that does not hold the order.
 		common := []string{"-nats-url", startNATSServer(t), "-database", filepath.Join(t.TempDir(), "orders.db"),
-			"-drain-delay", "0s", "-prefetch", "1", "-ack-wait", "1s", "-work-time", "3s", "-pitfall", "work-outlasts-ack-wait"}
+			"-drain-delay", "0s", "-prefetch", "1", "-ack-wait", "1s", "-work-time", "5s", "-pitfall", "work-outlasts-ack-wait"}
 		instances := []*demotest.Process{demotest.Start(t, common...), demotest.Start(t, common...)}
 		postOrders(t, instances[0], "twice")
 		var storing []demotest.Line
